@@ -1,0 +1,62 @@
+import type { ErrnoName } from './errno.js';
+
+interface CatalogEntry {
+  readonly errno: ErrnoName;
+  readonly doc: string;
+}
+
+/**
+ * Every error the model throws, by code. The errno is what the syscall
+ * boundary returns (negated); the doc says when the code is used. docs/errors.md
+ * lists the same codes and a test keeps the two in step.
+ *
+ * Codes are grouped by layer. Add a code here (and to docs/errors.md) rather
+ * than throwing an ad-hoc error.
+ */
+export const errorCatalog = Object.freeze({
+  // uapi: argument decoding, shared by every ioctl
+  ARG_TOO_SHORT: { errno: 'EINVAL', doc: 'argsz or size is below the minimum struct size the ioctl accepts.' },
+  ARG_TAIL_NONZERO: { errno: 'E2BIG', doc: 'A struct longer than the kernel knows has non-zero bytes past the known size.' },
+  UNKNOWN_FLAGS: { errno: 'EINVAL', doc: 'flags has bits the ioctl does not define (ioctls that answer EINVAL).' },
+  UNSUPPORTED_FLAGS: { errno: 'EOPNOTSUPP', doc: 'flags or an option names something this ioctl does not support (ioctls that answer EOPNOTSUPP).' },
+  RESERVED_NONZERO: { errno: 'EOPNOTSUPP', doc: 'A reserved field is non-zero where the kernel answers EOPNOTSUPP.' },
+  RESERVED_NONZERO_INVAL: { errno: 'EINVAL', doc: 'A reserved field is non-zero where the kernel answers EINVAL.' },
+  UNKNOWN_IOCTL: { errno: 'ENOTTY', doc: 'The request number is not an ioctl of this file.' },
+  INVALID_ARGUMENT: { errno: 'EINVAL', doc: 'An argument value is out of range or inconsistent with the others.' },
+  BUFFER_TOO_SMALL: { errno: 'ENOSPC', doc: 'The caller\'s buffer cannot hold the answer; the needed size was written back.' },
+
+  // os: the simulated process and its memory
+  BAD_ADDRESS: { errno: 'EFAULT', doc: 'A user pointer (argp, a pointer inside a struct, a buffer) is not in a mapped range with the needed access.' },
+  BAD_FD: { errno: 'EBADF', doc: 'The file descriptor is not open in the calling process.' },
+  NO_SUCH_FILE: { errno: 'ENOENT', doc: 'No device node or file at that path.' },
+  MAPPING_EXISTS: { errno: 'EEXIST', doc: 'A fixed mapping request overlaps an existing mapping.' },
+  OUT_OF_MEMORY: { errno: 'ENOMEM', doc: 'No address space or memory left for the request.' },
+  TOO_MANY_FILES: { errno: 'EMFILE', doc: 'The process fd table is full.' },
+  NOT_SEEKABLE: { errno: 'ESPIPE', doc: 'pread/pwrite on a file with no position.' },
+  WOULD_BLOCK: { errno: 'EAGAIN', doc: 'A non-blocking read found nothing to return.' },
+  WRONG_FILE_TYPE: { errno: 'EINVAL', doc: 'An fd passed as an argument refers to a file of the wrong kind.' },
+
+  // platform: topology and host descriptions (thrown at build time, not by syscalls)
+  INVALID_HOST_DESCRIPTION: { errno: 'EINVAL', doc: 'A host description failed validation; the message names the offending path.' },
+  INVALID_BDF: { errno: 'EINVAL', doc: 'A PCI address does not parse as dddd:bb:dd.f with device 0-31 and function 0-7.' },
+  NO_SUCH_DEVICE: { errno: 'ENODEV', doc: 'No PCI function, vfio device or object of that name or id.' },
+
+  // composition: plugins and the DI container
+  PLUGIN_DEPENDENCY_MISSING: { errno: 'EINVAL', doc: 'A plugin names a dependency that is not in the host\'s plugin list (or comes after it).' },
+  PLUGIN_DUPLICATE: { errno: 'EEXIST', doc: 'Two plugins with the same name were given to one host.' },
+  HOOK_TAP_FAILED: { errno: 'EIO', doc: 'A plugin\'s tap threw a non-model error; the message names the plugin and hook.' },
+
+  // generic kernel answers used by more than one layer
+  BUSY: { errno: 'EBUSY', doc: 'The object is in use (open, attached, referenced) and cannot take this operation now.' },
+  NOT_PERMITTED: { errno: 'EPERM', doc: 'The caller does not have the ownership or privilege the operation needs.' },
+  NOT_SUPPORTED: { errno: 'EOPNOTSUPP', doc: 'The device, driver or IOMMU does not support the operation.' },
+  NO_DEVICE: { errno: 'ENODEV', doc: 'The operation needs a device or method that is not present.' },
+  EXISTS: { errno: 'EEXIST', doc: 'The thing to create already exists (overlapping mapping, duplicate registration).' },
+  NOT_FOUND: { errno: 'ENOENT', doc: 'An id or key given by the caller names nothing.' },
+  IO_ERROR: { errno: 'EIO', doc: 'The modelled hardware reported an error.' },
+  OUT_OF_RANGE: { errno: 'ERANGE', doc: 'A value lies outside the range the object accepts.' },
+  OVERFLOW: { errno: 'EOVERFLOW', doc: 'A computed address or size wraps around or does not fit its field.' },
+  NOT_IMPLEMENTED: { errno: 'ENOSYS', doc: 'The operation exists in the kernel but is not provided by this object.' },
+} satisfies Record<string, CatalogEntry>);
+
+export type ErrorCode = keyof typeof errorCatalog;
