@@ -35,6 +35,8 @@ export const errorCatalog = Object.freeze({
   NOT_SEEKABLE: { errno: 'ESPIPE', doc: 'pread/pwrite on a file with no position.' },
   WOULD_BLOCK: { errno: 'EAGAIN', doc: 'A non-blocking read found nothing to return.' },
   WRONG_FILE_TYPE: { errno: 'EINVAL', doc: 'An fd passed as an argument refers to a file of the wrong kind.' },
+  WRONG_ACCESS_MODE: { errno: 'EBADF', doc: 'The fd is open, but not for the access (read or write) the call needs.' },
+  ACCESS_DENIED: { errno: 'EACCES', doc: 'The file was not opened with the access the mapping needs (a shared writable map of a read-only fd).' },
 
   // platform: topology and host descriptions (thrown at build time, not by syscalls)
   INVALID_HOST_DESCRIPTION: { errno: 'EINVAL', doc: 'A host description failed validation; the message names the offending path.' },
@@ -57,6 +59,21 @@ export const errorCatalog = Object.freeze({
   OUT_OF_RANGE: { errno: 'ERANGE', doc: 'A value lies outside the range the object accepts.' },
   OVERFLOW: { errno: 'EOVERFLOW', doc: 'A computed address or size wraps around or does not fit its field.' },
   NOT_IMPLEMENTED: { errno: 'ENOSYS', doc: 'The operation exists in the kernel but is not provided by this object.' },
+
+  // iommu: device DMA refused by the IOMMU hardware
+  IOMMU_FAULT: { errno: 'EIO', doc: 'A device DMA was refused by the IOMMU (unmapped IOVA, missing permission, blocked domain); nothing was transferred and the fault is in the DMA fault log.' },
+  LIMIT_REACHED: { errno: 'ENOSPC', doc: 'A per-object limit is reached (the type1 dma_entry_limit on the mappings of one container).' },
+  NOT_IN_THIS_VERSION: { errno: 'EACCES', doc: 'The object was opened at an interface version that lacks the operation (a type1 v1 container asked to pin pages or track dirty pages).' },
+
+  // vfio: files passed between subsystems, id allocators
+  FILE_NOT_RECOGNIZED: { errno: 'EBADFD', doc: 'An fd passed in an ioctl is open but is not a file the ioctl takes (an eventfd as iommufd, a group fd as container).' },
+  IDS_EXHAUSTED: { errno: 'ENOSPC', doc: 'An id allocator (vfio device minors, group ids) has no free id left.' },
+  TOO_MANY_ENTRIES: { errno: 'E2BIG', doc: 'A request lists more entries than the kernel takes in one call (DMA logging ranges).' },
+
+  // iommufd: IOVA space management
+  NO_IOVA_SPACE: { errno: 'ENOSPC', doc: 'No free IOVA range of the needed length and alignment is left in the IOAS for an automatic mapping.' },
+  ADDRESS_IN_USE: { errno: 'EADDRINUSE', doc: 'An IOVA range that must become reserved or allowed (or meet a larger alignment) collides with existing mappings or reservations.' },
+  IOVA_RANGES_TRUNCATED: { errno: 'EMSGSIZE', doc: 'IOMMU_IOAS_IOVA_RANGES found more ranges than the user array holds; the ones that fit and the full count were written back.' },
 } satisfies Record<string, CatalogEntry>);
 
 export type ErrorCode = keyof typeof errorCatalog;

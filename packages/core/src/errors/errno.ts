@@ -41,6 +41,7 @@ export const Errno = Object.freeze({
   ETIME: 62,
   EOVERFLOW: 75,
   EBADFD: 77,
+  EMSGSIZE: 90,
   EOPNOTSUPP: 95,
   EADDRINUSE: 98,
   ENOBUFS: 105,
