@@ -1,0 +1,311 @@
+import { SyncHook } from 'tapable';
+import { SimError } from '../errors/index.js';
+import type { PhysicalMemory } from '../os/phys-mem.js';
+import {
+  IOMMU_READ, IOMMU_WRITE, createTranslation,
+  type IommuClientDevice, type IommuDomain, type IommuFaultReason, type IommuTranslation,
+} from './iommu-driver.js';
+import type { IommuCore } from './iommu-core.js';
+import type { IotlbEntry } from './iotlb.js';
+
+/*
+ * How a device does DMA. A device model calls dmaRead/dmaWrite with the
+ * addresses it was programmed with (IOVAs) and, for PASID-tagged DMA, the
+ * PASID. The engine does what the IOMMU hardware does with the request:
+ *
+ * 1. Find the domain the request translates through (IommuCore.domainFor):
+ *    the group's domain, or the domain attached to the PASID.
+ * 2. For every page the request touches, find a translation: in the device's
+ *    ATC if the device caches translations (ATS), else in the IOMMU unit's
+ *    IOTLB under the domain's tag, else by walking the domain's tables (the
+ *    driver's translate op: a paging walk, or stage 1 over stage 2) and
+ *    caching the result. A cached translation is used as it is, even if the
+ *    tables changed since: only invalidation removes it.
+ * 3. Check the access against the translation's permissions.
+ * 4. Only if every page translated and allowed the access, move the bytes
+ *    in host physical memory. A refused request moves nothing at all (no
+ *    partial write): the fault is logged (device, IOVA, PASID, direction,
+ *    reason, virtual time), the `fault` hook runs, and the caller gets
+ *    IOMMU_FAULT (dmaRead/dmaWrite) or the fault record (tryDma*).
+ *
+ * A device that is behind no IOMMU does DMA to physical addresses directly.
+ *
+ * The stale-translation detector (per host, switchable) re-walks the tables
+ * on every cache hit and records each hit whose translation differs from
+ * what the tables say now: the IOVA, the device, the cached and the correct
+ * translation, the virtual time. Hardware cannot tell; the model can, and
+ * that is how a missing invalidation in a VMM or a driver shows up.
+ *
+ * Hot path: synchronous; per page the engine reuses its scratch objects and
+ * allocates only BigInt temporaries.
+ *
+ * Public API: DmaEngine (dmaRead, dmaWrite, tryDmaRead, tryDmaWrite,
+ * detectStaleTranslations, faultLog, staleLog, clearFaultLog, clearStaleLog,
+ * hooks.fault), DmaEngineOptions, DmaDirection, DmaFault,
+ * CachedTranslation, StaleTranslation, IommuFaultError
+ */
+
+export type DmaDirection = 'read' | 'write';
+
+/** One refused DMA, as the IOMMU's fault recording would report it. */
+export interface DmaFault {
+  /** Virtual time of the request. */
+  readonly time: bigint;
+  readonly device: IommuClientDevice;
+  readonly iova: bigint;
+  readonly pasid: number | null;
+  readonly direction: DmaDirection;
+  readonly reason: IommuFaultReason;
+  /** The address whose translation failed: the faulting IOVA, or for a stage-2 fault the IPA. */
+  readonly addr: bigint;
+}
+
+/** A translation as a cache held it or as the tables give it. */
+export interface CachedTranslation {
+  /** IOVA and output address of the start of the page. */
+  readonly iova: bigint;
+  readonly pa: bigint;
+  readonly pageSize: bigint;
+  readonly perm: number;
+}
+
+/** One use of a cached translation that no longer matches the tables. */
+export interface StaleTranslation {
+  readonly time: bigint;
+  readonly device: IommuClientDevice;
+  readonly iova: bigint;
+  readonly pasid: number | null;
+  readonly direction: DmaDirection;
+  /** Which cache answered: the IOMMU's IOTLB or the device's ATC. */
+  readonly cache: 'iotlb' | 'devtlb';
+  readonly cached: CachedTranslation;
+  /** What a walk gives now, or null when the tables no longer translate the IOVA. */
+  readonly correct: CachedTranslation | null;
+  /** Why the walk fails now, when `correct` is null. */
+  readonly correctFault: IommuFaultReason | null;
+}
+
+/** The error dmaRead/dmaWrite throw for a refused DMA: IOMMU_FAULT (EIO), with the fault record. */
+export class IommuFaultError extends SimError {
+  readonly fault: DmaFault;
+
+  constructor(fault: DmaFault) {
+    super('IOMMU_FAULT', `DMA ${fault.direction} by ${fault.device.name} at iova 0x${fault.iova.toString(16)}`
+      + `${fault.pasid === null ? '' : ` pasid ${fault.pasid}`}: ${fault.reason} at 0x${fault.addr.toString(16)}`);
+    this.name = 'IommuFaultError';
+    this.fault = fault;
+  }
+}
+
+export interface DmaEngineOptions {
+  /** Re-walk on every cache hit and record stale translations (HostOptions.detectStaleTranslations). */
+  readonly detectStaleTranslations?: boolean;
+  /** The host's virtual clock; fault and stale records carry its time. */
+  readonly now?: () => bigint;
+}
+
+export interface DmaEngineHooks {
+  /**
+   * SyncHook, sequential. Runs once for every refused DMA, after the fault
+   * is in the log and before the caller learns of it; the IOMMU's fault
+   * reporting (an iommufd fault queue, a vEVENTQ) taps it. Nothing of the
+   * DMA follows: no bytes moved and none will.
+   */
+  readonly fault: SyncHook<[DmaFault]>;
+}
+
+const PAGE = 4096n;
+
+export class DmaEngine {
+  /** Switch the stale-translation detector on or off (it costs a table walk per cache hit). */
+  detectStaleTranslations: boolean;
+  readonly hooks: DmaEngineHooks = Object.freeze({ fault: new SyncHook<[DmaFault]>(['fault']) });
+  readonly #core: IommuCore;
+  readonly #physMem: PhysicalMemory;
+  readonly #now: () => bigint;
+  readonly #faults: DmaFault[] = [];
+  readonly #stale: StaleTranslation[] = [];
+  // Scratch reused by every request (the engine is synchronous, never re-entered mid-request).
+  readonly #walk: IommuTranslation = createTranslation();
+  readonly #check: IommuTranslation = createTranslation();
+  readonly #segPa: bigint[] = [];
+  readonly #segLen: number[] = [];
+  #fault: { reason: IommuFaultReason; addr: bigint } | null = null;
+  #lastFault: DmaFault | null = null;
+
+  constructor(core: IommuCore, physMem: PhysicalMemory, options: DmaEngineOptions = {}) {
+    this.#core = core;
+    this.#physMem = physMem;
+    this.detectStaleTranslations = options.detectStaleTranslations ?? false;
+    this.#now = options.now ?? (() => 0n);
+  }
+
+  /** Faults since the last clearFaultLog(), oldest first. */
+  get faultLog(): readonly DmaFault[] {
+    return this.#faults;
+  }
+
+  /** Stale-translation uses the detector found since the last clearStaleLog(), oldest first. */
+  get staleLog(): readonly StaleTranslation[] {
+    return this.#stale;
+  }
+
+  clearFaultLog(): void {
+    this.#faults.length = 0;
+  }
+
+  clearStaleLog(): void {
+    this.#stale.length = 0;
+  }
+
+  /** Device reads `length` bytes at `iova`; throws IommuFaultError if the IOMMU refuses. */
+  dmaRead(dev: IommuClientDevice, iova: bigint, length: number, pasid: number | null = null): Uint8Array {
+    const out = new Uint8Array(length);
+    const fault = this.tryDmaRead(dev, iova, out, pasid);
+    if (fault) throw new IommuFaultError(fault);
+    return out;
+  }
+
+  /** Device writes `bytes` at `iova`; throws IommuFaultError (and writes nothing) if the IOMMU refuses. */
+  dmaWrite(dev: IommuClientDevice, iova: bigint, bytes: Uint8Array, pasid: number | null = null): void {
+    const fault = this.tryDmaWrite(dev, iova, bytes, pasid);
+    if (fault) throw new IommuFaultError(fault);
+  }
+
+  /** Reads into `dst` (its length is the DMA length); returns the fault, or null when the read happened. */
+  tryDmaRead(dev: IommuClientDevice, iova: bigint, dst: Uint8Array, pasid: number | null = null): DmaFault | null {
+    const segments = this.#translateRange(dev, iova, dst.length, pasid, 'read');
+    if (segments < 0) return this.#lastFault;
+    let done = 0;
+    for (let i = 0; i < segments; i++) {
+      const len = this.#segLen[i]!;
+      dst.set(this.#physMem.read(this.#segPa[i]!, len), done);
+      done += len;
+    }
+    return null;
+  }
+
+  /** Writes `src`; returns the fault (nothing written), or null when the write happened. */
+  tryDmaWrite(dev: IommuClientDevice, iova: bigint, src: Uint8Array, pasid: number | null = null): DmaFault | null {
+    const segments = this.#translateRange(dev, iova, src.length, pasid, 'write');
+    if (segments < 0) return this.#lastFault;
+    let done = 0;
+    for (let i = 0; i < segments; i++) {
+      const len = this.#segLen[i]!;
+      this.#physMem.write(this.#segPa[i]!, src.subarray(done, done + len));
+      done += len;
+    }
+    return null;
+  }
+
+  /**
+   * Translates every page of [iova, iova + length) into the scratch segment
+   * lists; returns how many segments, or -1 after logging a fault.
+   */
+  #translateRange(dev: IommuClientDevice, iova: bigint, length: number, pasid: number | null, direction: DmaDirection): number {
+    if (!Number.isInteger(length) || length < 0) throw new RangeError(`DMA length ${length} is not a byte count`);
+    const iommu = this.#core.iommuFor(dev);
+    const domain = iommu ? this.#core.domainFor(dev, pasid) : null;
+    const access = direction === 'write' ? IOMMU_WRITE : IOMMU_READ;
+    let count = 0;
+    let cursor = iova;
+    const end = iova + BigInt(length);
+    while (cursor < end) {
+      const pageEnd = cursor - (cursor % PAGE) + PAGE;
+      const chunk = Number((pageEnd < end ? pageEnd : end) - cursor);
+      let pa: bigint;
+      if (!iommu) {
+        pa = cursor;
+      } else if (!domain) {
+        return this.#logFault(dev, cursor, pasid, direction, 'no-pasid-domain', cursor);
+      } else {
+        const translated = this.#translatePage(dev, domain, cursor, pasid, access, direction);
+        if (translated < 0n) return this.#logFault(dev, cursor, pasid, direction, this.#fault!.reason, this.#fault!.addr);
+        pa = translated;
+      }
+      this.#segPa[count] = pa;
+      this.#segLen[count] = chunk;
+      count++;
+      cursor += BigInt(chunk);
+    }
+    return count;
+  }
+
+  /** The physical address of `iova`, or -1n with #fault set. */
+  #translatePage(dev: IommuClientDevice, domain: IommuDomain, iova: bigint, pasid: number | null, access: number, direction: DmaDirection): bigint {
+    if (domain.kind === 'identity') return iova;
+    if (domain.kind === 'blocked') return this.#refuse('blocked', iova);
+    const iommu = this.#core.iommuFor(dev)!;
+    const atc = iommu.deviceTlb(dev);
+    let entry: IotlbEntry | undefined = atc?.lookup(pasid, iova);
+    if (entry) {
+      if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, direction, 'devtlb');
+    } else {
+      entry = iommu.iotlb.lookup(domain.tag, pasid, iova);
+      if (entry) {
+        if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, direction, 'iotlb');
+      } else {
+        const walk = this.#walk;
+        domain.translate(iova, pasid, access, walk);
+        if (walk.fault !== null) return this.#refuse(walk.fault, walk.faultAddr);
+        entry = iommu.iotlb.insert(domain.tag, walk.s2Tag, pasid, iova, walk.pa, walk.pageSize, walk.perm);
+        entry.dirty = access === IOMMU_WRITE && (walk.perm & IOMMU_WRITE) !== 0;
+      }
+      // The translation completion the device caches (the IOMMU answers an ATS request).
+      if (atc) atc.insert(pasid, iova, entry.pa, entry.pageSize, entry.perm);
+    }
+    if ((entry.perm & access) !== access) return this.#refuse('permission', iova);
+    if (access === IOMMU_WRITE && !entry.dirty) {
+      // First write through a translation filled by a read: the hardware
+      // walks again to set the dirty bit (dirty tracking) before writing.
+      domain.translate(iova, pasid, IOMMU_WRITE, this.#walk);
+      entry.dirty = true;
+    }
+    return entry.pa + (iova - entry.iova);
+  }
+
+  #refuse(reason: IommuFaultReason, addr: bigint): bigint {
+    this.#fault = { reason, addr };
+    return -1n;
+  }
+
+  #logFault(dev: IommuClientDevice, iova: bigint, pasid: number | null, direction: DmaDirection, reason: IommuFaultReason, addr: bigint): -1 {
+    const fault: DmaFault = { time: this.#now(), device: dev, iova, pasid, direction, reason, addr };
+    this.#faults.push(fault);
+    this.#lastFault = fault;
+    if (this.hooks.fault.isUsed()) this.hooks.fault.call(fault);
+    return -1;
+  }
+
+  #checkStale(
+    dev: IommuClientDevice,
+    domain: IommuDomain,
+    entry: IotlbEntry,
+    iova: bigint,
+    pasid: number | null,
+    direction: DmaDirection,
+    cache: 'iotlb' | 'devtlb',
+  ): void {
+    const fresh = this.#check;
+    // A read walk: checking must not set dirty bits the DMA itself would not.
+    domain.translate(iova, pasid, IOMMU_READ, fresh);
+    if (fresh.fault === null
+      && fresh.perm === entry.perm
+      && fresh.pa + (iova & (fresh.pageSize - 1n)) === entry.pa + (iova - entry.iova)) {
+      return;
+    }
+    this.#stale.push({
+      time: this.#now(),
+      device: dev,
+      iova,
+      pasid,
+      direction,
+      cache,
+      cached: { iova: entry.iova, pa: entry.pa, pageSize: entry.pageSize, perm: entry.perm },
+      correct: fresh.fault === null
+        ? { iova: iova - (iova & (fresh.pageSize - 1n)), pa: fresh.pa, pageSize: fresh.pageSize, perm: fresh.perm }
+        : null,
+      correctFault: fresh.fault,
+    });
+  }
+}
