@@ -69,11 +69,14 @@ export const errorCatalog = Object.freeze({
   FILE_NOT_RECOGNIZED: { errno: 'EBADFD', doc: 'An fd passed in an ioctl is open but is not a file the ioctl takes (an eventfd as iommufd, a group fd as container).' },
   IDS_EXHAUSTED: { errno: 'ENOSPC', doc: 'An id allocator (vfio device minors, group ids) has no free id left.' },
   TOO_MANY_ENTRIES: { errno: 'E2BIG', doc: 'A request lists more entries than the kernel takes in one call (DMA logging ranges).' },
+  MODULE_IN_USE: { errno: 'EAGAIN', doc: 'A driver module cannot be unloaded while something holds a reference on it, such as an open vfio device (delete_module answers EWOULDBLOCK).' },
 
   // iommufd: IOVA space management
   NO_IOVA_SPACE: { errno: 'ENOSPC', doc: 'No free IOVA range of the needed length and alignment is left in the IOAS for an automatic mapping.' },
   ADDRESS_IN_USE: { errno: 'EADDRINUSE', doc: 'An IOVA range that must become reserved or allowed (or meet a larger alignment) collides with existing mappings or reservations.' },
   IOVA_RANGES_TRUNCATED: { errno: 'EMSGSIZE', doc: 'IOMMU_IOAS_IOVA_RANGES found more ranges than the user array holds; the ones that fit and the full count were written back.' },
+  // vfio-pci-core: device operations the driver has no handler for
+  NO_HANDLER: { errno: 'ENOTTY', doc: 'The device has no handler for the operation: an interrupt action its index lacks, a device feature it does not know, no reset method that works for the function.' },
 } satisfies Record<string, CatalogEntry>);
 
 export type ErrorCode = keyof typeof errorCatalog;
