@@ -180,6 +180,15 @@ describe('IOMMU_GET_HW_INFO', () => {
     expect(hwInfo(f, idev.devId, 8, { in_data_type: IOMMU_HW_INFO_TYPE_INTEL_VTD }).rc).toBe(0);
   });
 
+  it('answers ENODEV when a driver with a hw_info op reports no type of its own', () => {
+    const f = new IommufdFixture();
+    const { idev } = f.bindDevice();
+    Object.assign(f.mock, { hwInfo: () => ({ type: 0, data: new Uint8Array(0) }) });
+    const result = hwInfo(f, idev.devId, 8);
+    expect(result.rc).toBe(err('ENODEV'));
+    expect(result.data[0]).toBe(0xaa);
+  });
+
   it('rejects unknown flags and __reserved bytes (EOPNOTSUPP), unknown devices (ENOENT) and bad buffers (EFAULT)', () => {
     const f = new IommufdFixture();
     const { idev } = f.bindDevice();

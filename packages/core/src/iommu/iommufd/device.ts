@@ -330,7 +330,8 @@ export function getHwInfo(u: IommufdUcmd, cmd: iommu_hw_info, call: StructIoctlC
   let data: Uint8Array = new Uint8Array(0);
   if (idev.driver.hwInfo) {
     const info = idev.driver.hwInfo(idev.dev, cmd.in_data_type);
-    if (info.type === IOMMU_HW_INFO_TYPE_NONE) throw new SimError('NOT_SUPPORTED', `${idev.driver.name} reported no hw_info type`);
+    // A driver with a hw_info op must name its own type; the kernel WARNs and answers ENODEV otherwise.
+    if (info.type === IOMMU_HW_INFO_TYPE_NONE) throw new SimError('NO_DEVICE', `${idev.driver.name} reported no hw_info type`);
     cmd.out_data_type = info.type;
     data = info.data;
   } else {
