@@ -8,4 +8,6 @@ export * from './vfio/index.js';
 export * from './iommu/index.js';
 export * from './pci-core/index.js';
 export * from './host/index.js';
+export * from './api/index.js';
+export * from './conformance/index.js';
 export * from './tokens.js';

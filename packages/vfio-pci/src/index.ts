@@ -1,6 +1,7 @@
 import {
   SimError,
   VfioPciCoreDevice,
+  isPciFunction,
   vfioPciCoreOps,
   vfioPciCoreRegisterDevice,
   vfioPciCoreUnregisterDevice,
@@ -8,7 +9,6 @@ import {
   type PciBusDevice,
   type PciDeviceId,
   type PciDriver,
-  type PciFunction,
   type VfioDeviceOps,
   type VfioPciCoreParams,
   type VfioSimPlugin,
@@ -50,9 +50,11 @@ export const vfioPciOps: VfioDeviceOps<VfioPciCoreDevice> = Object.freeze({ ...v
  * The vfio-pci PCI driver. Like the kernel's, its id table only matches a
  * device whose driver_override names it, unless `ids` adds devices; probe
  * wraps the function in a VfioPciCoreDevice and registers it with vfio.
+ * A bus device that is not one of the platform's PCI functions has no
+ * hardware for vfio-pci-core to drive: its probe fails with ENODEV.
  */
 export function vfioPciDriver(host: Host, options: VfioPciOptions = {}): PciDriver {
-  const devices = new Map<PciFunction, VfioPciCoreDevice>();
+  const devices = new Map<PciBusDevice, VfioPciCoreDevice>();
   const params: Partial<VfioPciCoreParams> = {
     ...(options.nointxmask !== undefined && { nointxmask: options.nointxmask }),
     ...(options.vga !== undefined && { vga: options.vga }),
@@ -62,8 +64,8 @@ export function vfioPciDriver(host: Host, options: VfioPciOptions = {}): PciDriv
     name: 'vfio-pci',
     driverManagedDma: true,
     idTable: [{ overrideOnly: true }, ...(options.ids ?? [])],
-    probe(dev: PciBusDevice) {
-      const pdev = dev as unknown as PciFunction;
+    probe(pdev: PciBusDevice) {
+      if (!isPciFunction(pdev)) throw new SimError('NO_SUCH_DEVICE', `${pdev.name} is not a PCI function of this host`);
       if (!options.disableDenylist && DENYLIST.some(([vendor, device]) => pdev.vendorId === vendor && pdev.deviceId === device)) {
         throw new SimError('INVALID_ARGUMENT', `${pdev.name} is on vfio-pci's denylist`);
       }
@@ -72,10 +74,9 @@ export function vfioPciDriver(host: Host, options: VfioPciOptions = {}): PciDriv
       devices.set(pdev, vdev);
     },
     async remove(dev: PciBusDevice) {
-      const pdev = dev as unknown as PciFunction;
-      const vdev = devices.get(pdev);
+      const vdev = devices.get(dev);
       if (!vdev) return;
-      devices.delete(pdev);
+      devices.delete(dev);
       await vfioPciCoreUnregisterDevice(vdev, host.vfio);
     },
   };

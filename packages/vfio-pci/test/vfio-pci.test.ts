@@ -15,6 +15,7 @@ import {
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS,
   VFIO_PCI_REQ_IRQ_INDEX,
+  VFIO_UNREGISTER_REQUEST_INTERVAL_NS,
   vfio_device_bind_iommufd,
   vfio_device_info,
   vfio_irq_set,
@@ -57,13 +58,13 @@ describe('vfio-pci plugin', () => {
     ]);
     const bound = h.platform.get('0000:00:02.0');
     const other = h.platform.get('0000:00:03.0');
-    expect(h.drivers.driverName(bound as never)).toBe('vfio-pci');
-    expect(h.drivers.driverName(other as never)).toBeNull();
+    expect(h.drivers.driverName(bound)).toBe('vfio-pci');
+    expect(h.drivers.driverName(other)).toBeNull();
     expect(h.vfio.devices.map((d: VfioDevice) => d.dev)).toEqual([bound]);
     expect(h.vfio.devices[0]!.ops).toBe(vfioPciOps);
 
-    h.drivers.setDriverOverride(other as never, 'vfio-pci');
-    expect(h.drivers.probeDevice(other as never)).toBe(true);
+    h.drivers.setDriverOverride(other, 'vfio-pci');
+    expect(h.drivers.probeDevice(other)).toBe(true);
     expect(h.vfio.devices).toHaveLength(2);
   });
 
@@ -75,18 +76,34 @@ describe('vfio-pci plugin', () => {
       ],
       { ids: [{ vendor: 0x1af4, device: 0x1042 }] },
     );
-    expect(h.drivers.driverName(h.platform.get('0000:00:02.0') as never)).toBeNull();
-    expect(h.drivers.driverName(h.platform.get('0000:00:03.0') as never)).toBe('vfio-pci');
+    expect(h.drivers.driverName(h.platform.get('0000:00:02.0'))).toBeNull();
+    expect(h.drivers.driverName(h.platform.get('0000:00:03.0'))).toBe('vfio-pci');
   });
 
   it('refuses the QuickAssist devices on its denylist unless the denylist is disabled', () => {
     const qat: DeviceDescription = { bdf: '0000:00:02.0', vendorId: 0x8086, deviceId: 0x37c8, driver: 'vfio-pci' };
     const refused = host([qat]);
-    expect(refused.drivers.driverName(refused.platform.get(qat.bdf) as never)).toBeNull();
+    expect(refused.drivers.driverName(refused.platform.get(qat.bdf))).toBeNull();
     expect(refused.vfio.devices).toHaveLength(0);
 
     const allowed = host([qat], { disableDenylist: true });
-    expect(allowed.drivers.driverName(allowed.platform.get(qat.bdf) as never)).toBe('vfio-pci');
+    expect(allowed.drivers.driverName(allowed.platform.get(qat.bdf))).toBe('vfio-pci');
+  });
+
+  it('fails the probe of a bus device that is not one of the platform\'s PCI functions with ENODEV', () => {
+    const h = host([]);
+    const stranger = { name: '0000:00:09.0', vendorId: 0x1af4, deviceId: 0x1041, subsystemVendorId: 0x1af4, subsystemId: 0x1100, classCode: 0x020000 };
+    h.drivers.addPciDevice(stranger, 'vfio-pci');
+    expect(h.drivers.driverName(stranger)).toBeNull();
+    expect(h.vfio.devices).toHaveLength(0);
+    let errno = 0;
+    try {
+      h.drivers.bind(stranger, 'vfio-pci');
+    } catch (error) {
+      errno = (error as { errno: number }).errno;
+    }
+    expect(errno).toBe(Errno.ENODEV);
+    expect(h.drivers.log.messages.at(-1)?.text).toMatch(/vfio-pci: probe failed with error -19/);
   });
 
   it('puts an idle device in D3hot unless disable_idle_d3 is set', () => {
@@ -140,9 +157,14 @@ describe('a device bound to vfio-pci', () => {
     expect(proc.ioctl(fd, VFIO_DEVICE_SET_IRQS, at)).toBe(0);
 
     let done = false;
-    const unbind = h.drivers.unbind(fn as never, 'vfio-pci').then(() => (done = true));
+    const unbind = h.drivers.unbind(fn, 'vfio-pci').then(() => (done = true));
     await Promise.resolve();
     const count = new Uint8Array(8);
+    expect(proc.read(req, count)).toBe(8);
+    expect(count[0]).toBe(1);
+    expect(done).toBe(false);
+    // Unregister keeps asking every 10 virtual seconds until the user lets go.
+    h.clock.advance(VFIO_UNREGISTER_REQUEST_INTERVAL_NS);
     expect(proc.read(req, count)).toBe(8);
     expect(count[0]).toBe(1);
     expect(done).toBe(false);
@@ -150,8 +172,37 @@ describe('a device bound to vfio-pci', () => {
     expect(proc.close(fd)).toBe(0);
     await unbind;
     expect(h.vfio.devices).toHaveLength(0);
-    expect(h.drivers.driverName(fn as never)).toBeNull();
+    expect(h.drivers.driverName(fn)).toBeNull();
     expect(fn.powerState).toBe('D0');
     expect(proc.open('/dev/vfio/devices/vfio0')).toBe(-Errno.ENOENT);
+  });
+});
+
+describe('unloading vfio-pci', () => {
+  const device: DeviceDescription = { bdf: '0000:00:02.0', vendorId: 0x1af4, deviceId: 0x1041, driver: 'vfio-pci' };
+
+  it('is refused with EAGAIN while one of its devices is open, changing nothing, and unbinds every device once closed', async () => {
+    const h = host([device]);
+    const fn = h.platform.get(device.bdf);
+    const driver = h.drivers.findDriver('pci', 'vfio-pci')!;
+    const proc = h.spawn();
+    const cdev = h.vfio.cdevPath(h.vfio.devices[0]!);
+    const fd = openDevice(proc, cdev);
+    expect(h.drivers.moduleOf(fn)!.refs).toBe(1);
+
+    await expect(h.drivers.unregisterDriver(driver)).rejects.toMatchObject({ code: 'MODULE_IN_USE', errno: Errno.EAGAIN });
+    expect(h.drivers.driverName(fn)).toBe('vfio-pci');
+    expect(h.vfio.devices).toHaveLength(1);
+    // The open device keeps working.
+    const id = new Uint8Array(2);
+    expect(proc.pread(fd, id, vfioPciIndexToOffset(VFIO_PCI_CONFIG_REGION_INDEX))).toBe(2);
+
+    expect(proc.close(fd)).toBe(0);
+    expect(h.drivers.moduleOf(fn)!.refs).toBe(0);
+    await h.drivers.unregisterDriver(driver);
+    expect(h.drivers.findDriver('pci', 'vfio-pci')).toBeUndefined();
+    expect(h.drivers.driverName(fn)).toBeNull();
+    expect(h.vfio.devices).toEqual([]);
+    expect(proc.open(cdev)).toBe(-Errno.ENOENT);
   });
 });

@@ -46,6 +46,7 @@ export const errorCatalog = Object.freeze({
   // composition: plugins and the DI container
   PLUGIN_DEPENDENCY_MISSING: { errno: 'EINVAL', doc: 'A plugin names a dependency that is not in the host\'s plugin list (or comes after it).' },
   PLUGIN_DUPLICATE: { errno: 'EEXIST', doc: 'Two plugins with the same name were given to one host.' },
+  PLUGIN_INVALID: { errno: 'EINVAL', doc: 'A plugin object is malformed (no name, dependsOn not a list of names, register or apply not a function) or depends on itself.' },
   HOOK_TAP_FAILED: { errno: 'EIO', doc: 'A plugin\'s tap threw a non-model error; the message names the plugin and hook.' },
 
   // generic kernel answers used by more than one layer
@@ -75,8 +76,12 @@ export const errorCatalog = Object.freeze({
   NO_IOVA_SPACE: { errno: 'ENOSPC', doc: 'No free IOVA range of the needed length and alignment is left in the IOAS for an automatic mapping.' },
   ADDRESS_IN_USE: { errno: 'EADDRINUSE', doc: 'An IOVA range that must become reserved or allowed (or meet a larger alignment) collides with existing mappings or reservations.' },
   IOVA_RANGES_TRUNCATED: { errno: 'EMSGSIZE', doc: 'IOMMU_IOAS_IOVA_RANGES found more ranges than the user array holds; the ones that fit and the full count were written back.' },
+  ACCESS_UNMAP_DEADLOCK: { errno: 'EDEADLK', doc: 'An unmap told the in-kernel accesses (emulated devices) to drop their pins in an area a hundred times and they kept them; the areas unmapped before it stay unmapped (iommufd answers EDEADLOCK, the same number).' },
   // vfio-pci-core: device operations the driver has no handler for
   NO_HANDLER: { errno: 'ENOTTY', doc: 'The device has no handler for the operation: an interrupt action its index lacks, a device feature it does not know, no reset method that works for the function.' },
+
+  // api: the typed API above the system calls
+  INVALID_API_INPUT: { errno: 'EINVAL', doc: 'The typed API refused a value before making any system call: it cannot be put in the uAPI struct (wrong type, outside the field\'s range); the message names the field. What the kernel itself refuses comes back as a SyscallError instead.' },
 } satisfies Record<string, CatalogEntry>);
 
 export type ErrorCode = keyof typeof errorCatalog;

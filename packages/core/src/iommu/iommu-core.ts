@@ -34,6 +34,11 @@ import { createInvalidationHooks, type InvalidationHooks } from './invalidation-
  *   the new owner attaches a domain of its own. Releasing the last claim
  *   returns the group to its default domain.
  *
+ * Device TLBs: the ATC of an ATS-capable device is part of the device, so
+ * any reset of it (FLR, PM, bus or slot reset, whoever drives it) empties
+ * it. A probed device that reports its resets (onReset, as a PCI function
+ * does) has its ATC dropped on each.
+ *
  * Attachment: type1 attaches whole groups (attachGroup/detachGroup);
  * iommufd replaces a group's domain while it owns it (replaceGroupDomain)
  * and attaches domains per device PASID (attachDevicePasid and friends).
@@ -98,6 +103,8 @@ class IommuGroup implements IommuGroupView {
 interface DeviceLink {
   readonly group: IommuGroup;
   readonly iommu: IommuDevice;
+  /** Stops emptying the device's ATC on its resets. */
+  readonly unsubscribeReset: () => void;
 }
 
 function hex(value: number): string {
@@ -154,7 +161,8 @@ export class IommuCore {
     }
     if (created) this.#groups.set(groupId, group);
     group.devices.push(dev);
-    this.#devices.set(dev, { group, iommu });
+    const unsubscribeReset = dev.onReset?.(() => iommu.deviceTlb(dev)?.invalidateAll()) ?? (() => {});
+    this.#devices.set(dev, { group, iommu, unsubscribeReset });
   }
 
   /** iommu_release_device: the device leaves its group and its driver. */
@@ -163,6 +171,7 @@ export class IommuCore {
     const group = link.group;
     group.devices.splice(group.devices.indexOf(dev), 1);
     this.#devices.delete(dev);
+    link.unsubscribeReset();
     link.iommu.driver.releaseDevice?.(dev);
     if (group.devices.length === 0 && group.ownerCount === 0) this.#groups.delete(group.id);
   }

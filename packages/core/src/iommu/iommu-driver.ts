@@ -46,6 +46,12 @@ export interface IommuClientDevice {
   readonly maxPasidLog2: number;
   /** The device has an ATS capability and caches translations in its own device TLB. */
   readonly atsCapable: boolean;
+  /**
+   * Subscribes to the device's resets (any kind: FLR, PM, bus, slot...);
+   * returns the unsubscribe. A device without resets of its own (an
+   * emulated one, a test stand-in) leaves it out.
+   */
+  onReset?(listener: () => void): () => void;
 }
 
 /** enum iommu_cap, the capabilities iommufd and type1 ask about. */

@@ -257,8 +257,10 @@ export class AddressSpace implements UserMemory {
   /** copy_from_user: every byte must be mapped and readable, else EFAULT. */
   copyFromUser(addr: bigint, length: number): Uint8Array {
     if (!Number.isInteger(length) || length < 0) throw new RangeError(`copyFromUser length ${length}`);
-    const out = new Uint8Array(length);
+    // The range is checked before the buffer exists, so a length taken from
+    // a user struct that runs off the mappings is EFAULT, not a host allocation.
     const segments = this.#span(addr, BigInt(length), 'read');
+    const out = new Uint8Array(length);
     let done = 0;
     for (const { vma, from, to } of segments) {
       const count = Number(to - from);

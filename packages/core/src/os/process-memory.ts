@@ -1,4 +1,4 @@
-import { SimError } from '../errors/index.js';
+import { Errno, SimError } from '../errors/index.js';
 import type { AddressSpace } from './address-space.js';
 
 /**
@@ -20,6 +20,8 @@ export class ProcessMemory {
   }
 
   read(va: bigint, length: number): Uint8Array | number {
+    // A negative length is a size_t past the top of the address space.
+    if (length < 0) return -Errno.EFAULT;
     try {
       return this.#mm().copyFromUser(va, length);
     } catch (error) {

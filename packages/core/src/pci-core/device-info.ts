@@ -1,6 +1,15 @@
-import { CapChain } from '../iommu/type1/cap-chain.js';
+import { CapChain } from '../vfio/cap-chain.js';
 import type { PciFunction } from '../platform/pci-function.js';
-import { PCI_EXP_DEVCAP2, PCI_EXP_DEVCTL2 } from '../platform/pci-regs.js';
+import {
+  PCI_EXP_DEVCAP2,
+  PCI_EXP_DEVCAP2_ATOMIC_COMP128,
+  PCI_EXP_DEVCAP2_ATOMIC_COMP32,
+  PCI_EXP_DEVCAP2_ATOMIC_COMP64,
+  PCI_EXP_DEVCAP2_ATOMIC_ROUTE,
+  PCI_EXP_DEVCTL2,
+  PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK,
+  PCI_EXP_DEVCTL2_ATOMIC_REQ,
+} from '../platform/pci-regs.js';
 import {
   VFIO_DEVICE_FLAGS_CAPS,
   VFIO_DEVICE_FLAGS_PCI,
@@ -19,14 +28,6 @@ import {
   type UserMemory,
 } from '../uapi/index.js';
 import type { VfioPciCoreDevice } from './vfio-pci-core-device.js';
-
-/* PCIe AtomicOp bits of Device Capabilities 2 and Device Control 2 (pci_regs.h). */
-const PCI_EXP_DEVCAP2_ATOMIC_ROUTE = 0x40;
-const PCI_EXP_DEVCAP2_ATOMIC_COMP32 = 0x80;
-const PCI_EXP_DEVCAP2_ATOMIC_COMP64 = 0x100;
-const PCI_EXP_DEVCAP2_ATOMIC_COMP128 = 0x200;
-const PCI_EXP_DEVCTL2_ATOMIC_REQ = 0x40;
-const PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK = 0x80;
 
 const DEVICE_INFO_MINSZ = offsetofEnd(vfio_device_info, 'num_irqs');
 

@@ -49,8 +49,6 @@ export { vfioPciConfigRw, vfioPciCoreRangeIntersectRange } from './config/config
 export { vfioPciMemoryEnabled } from './memory.js';
 export { vfioPciTryResetFunction } from './reset.js';
 export * from './hot-reset/index.js';
-export { vfioSetIrqsValidateAndPrepare, type IrqSetHeader } from './intrs/set-irqs.js';
-export { pciSetIntxLevel, pciSignalMsi } from './intrs/pci-irq.js';
 export {
   VFIO_PCI_OFFSET_MASK,
   VFIO_PCI_OFFSET_SHIFT,

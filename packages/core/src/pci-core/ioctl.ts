@@ -9,10 +9,11 @@ import {
   vfio_device_ioeventfd,
   vfio_irq_set,
 } from '../uapi/index.js';
+import { VFIO_IRQ_SET_MINSZ, vfioSetIrqsValidateAndPrepare, type IrqSetHeader } from '../vfio/set-irqs.js';
 import { vfioPciIoctlGetInfo } from './device-info.js';
 import { vfioPciIoctlGetPciHotResetInfo, vfioPciIoctlPciHotReset } from './hot-reset/index.js';
 import { vfioPciGetIrqCount, vfioPciIoctlGetIrqInfo } from './intrs/irq-info.js';
-import { VFIO_IRQ_SET_MINSZ, vfioPciSetIrqs, vfioSetIrqsValidateAndPrepare } from './intrs/set-irqs.js';
+import { vfioPciSetIrqs } from './intrs/set-irqs.js';
 import { vfioPciRuntimeResume } from './power.js';
 import { vfioPciIoeventfd } from './regions/ioeventfd.js';
 import { vfioPciIoctlGetRegionInfo } from './regions/region-info.js';
@@ -29,7 +30,7 @@ interface Call {
  * against the index's vector count, the data (count bools or eventfds)
  * copied from after the header, then the action runs.
  */
-function setIrqs(vdev: VfioPciCoreDevice, proc: Process, hdr: { argsz: number; flags: number; index: number; start: number; count: number }, argp: bigint): number {
+function setIrqs(vdev: VfioPciCoreDevice, proc: Process, hdr: IrqSetHeader, argp: bigint): number {
   const max = vfioPciGetIrqCount(vdev, hdr.index);
   const dataSize = vfioSetIrqsValidateAndPrepare(hdr, max, VFIO_PCI_NUM_IRQS);
   const data = dataSize ? proc.mm.copyFromUser(argp + BigInt(VFIO_IRQ_SET_MINSZ), dataSize) : null;

@@ -4,10 +4,6 @@ import {
   PCI_ACS_CTRL,
   PCI_ATS_CTRL,
   PCI_CAP_ID_EXP,
-  PCI_CAP_ID_MSI,
-  PCI_CAP_ID_MSIX,
-  PCI_COMMAND,
-  PCI_COMMAND_MEMORY,
   PCI_ERR_CAP,
   PCI_ERR_COR_MASK,
   PCI_ERR_UNCOR_MASK,
@@ -22,63 +18,58 @@ import {
   PCI_EXT_CAP_ID_PASID,
   PCI_EXT_CAP_ID_PRI,
   PCI_EXT_CAP_ID_SRIOV,
-  PCI_MSIX_ENTRY_SIZE,
-  PCI_MSIX_FLAGS,
-  PCI_MSIX_FLAGS_ENABLE,
-  PCI_MSIX_FLAGS_MASKALL,
-  PCI_MSIX_FLAGS_QSIZE,
-  PCI_MSIX_TABLE,
-  PCI_MSIX_TABLE_BIR,
-  PCI_MSIX_TABLE_OFFSET,
-  PCI_MSI_FLAGS,
   PCI_PASID_CTRL,
   PCI_PRI_ALLOC_REQ,
   PCI_PRI_CTRL,
+  PCI_SRIOV_BAR,
   PCI_SRIOV_CTRL,
+  PCI_SRIOV_CTRL_ARI,
+  PCI_SRIOV_CTRL_VFE,
   PCI_SRIOV_NUM_VF,
 } from '../platform/pci-regs.js';
-import { msiCapLength } from './config/cap-lengths.js';
+import { pciRestoreMsiState } from './intrs/pci-irq.js';
+
+interface SavedRegister {
+  readonly offset: number;
+  readonly size: 1 | 2 | 4;
+  readonly value: number;
+}
 
 /**
- * What pci_save_state() keeps of a function and pci_restore_state() puts
- * back: the type 0 header, the control registers of the PCIe and
- * extended capabilities, and the MSI or MSI-X programming. A function
- * reset returns the hardware to its power-on values; restoring this state
- * is what makes the function usable again afterwards.
+ * What pci_save_state() keeps of a function for pci_restore_state(): the
+ * type 0 header and the control registers of the PCIe and extended
+ * capabilities. A function reset returns the hardware to its power-on
+ * values; restoring this state is what makes the function usable again.
+ * MSI and MSI-X and the SR-IOV VFs are not in it: the restore takes them
+ * from what the host itself keeps (its MSI descriptors, its pci_sriov).
  */
 export interface PciSavedState {
   /** Dwords 0-15 of the header. */
   readonly header: Uint32Array;
-  /** (offset, size, value) of capability registers, in restore order. */
-  readonly registers: ReadonlyArray<{ offset: number; size: 1 | 2 | 4; value: number }>;
-  /** MSI-X: the flags to restore and every table entry's four dwords. */
-  readonly msix: { readonly flagsAt: number; readonly flags: number; readonly bar: number; readonly table: bigint; readonly entries: Uint32Array } | null;
+  /** PCIe, PASID, PRI, ATS and AER controls, restored before the header. */
+  readonly registers: readonly SavedRegister[];
+  /** ACS Control, restored after MSI as pci_enable_acs() runs late in pci_restore_state(). */
+  readonly acs: SavedRegister | null;
 }
 
-function capRegisters(fn: PciFunction): Array<{ offset: number; size: 1 | 2 | 4 }> {
-  const regs: Array<{ offset: number; size: 1 | 2 | 4 }> = [];
+function read(fn: PciFunction, offset: number, size: 1 | 2 | 4): SavedRegister {
+  return { offset, size, value: fn.config.read(offset, size) };
+}
+
+function capRegisters(fn: PciFunction): SavedRegister[] {
+  const regs: SavedRegister[] = [];
   const exp = findCapability(fn.config, PCI_CAP_ID_EXP);
   if (exp) {
-    for (const at of [PCI_EXP_DEVCTL, PCI_EXP_LNKCTL, PCI_EXP_DEVCTL2, PCI_EXP_LNKCTL2]) regs.push({ offset: exp + at, size: 2 });
+    for (const at of [PCI_EXP_DEVCTL, PCI_EXP_LNKCTL, PCI_EXP_DEVCTL2, PCI_EXP_LNKCTL2]) regs.push(read(fn, exp + at, 2));
   }
   const add = (id: number, fields: Array<[number, 1 | 2 | 4]>) => {
     const at = findExtCapability(fn.config, id);
-    if (at) for (const [offset, size] of fields) regs.push({ offset: at + offset, size });
+    if (at) for (const [offset, size] of fields) regs.push(read(fn, at + offset, size));
   };
   add(PCI_EXT_CAP_ID_PASID, [[PCI_PASID_CTRL, 2]]);
   add(PCI_EXT_CAP_ID_PRI, [[PCI_PRI_ALLOC_REQ, 4], [PCI_PRI_CTRL, 2]]);
   add(PCI_EXT_CAP_ID_ATS, [[PCI_ATS_CTRL, 2]]);
   add(PCI_EXT_CAP_ID_ERR, [[PCI_ERR_UNCOR_MASK, 4], [PCI_ERR_UNCOR_SEVER, 4], [PCI_ERR_COR_MASK, 4], [PCI_ERR_CAP, 4]]);
-  add(PCI_EXT_CAP_ID_ACS, [[PCI_ACS_CTRL, 2]]);
-  add(PCI_EXT_CAP_ID_SRIOV, [[PCI_SRIOV_NUM_VF, 2], [PCI_SRIOV_CTRL, 2]]);
-  const msi = findCapability(fn.config, PCI_CAP_ID_MSI);
-  if (msi) {
-    const len = msiCapLength(fn.config.read(msi + PCI_MSI_FLAGS, 2));
-    // Address, data and masks before the flags, so Enable comes last.
-    for (let at = 4; at + 4 <= len; at += 4) regs.push({ offset: msi + at, size: 4 });
-    if (len % 4) regs.push({ offset: msi + len - 2, size: 2 });
-    regs.push({ offset: msi + PCI_MSI_FLAGS, size: 2 });
-  }
   return regs;
 }
 
@@ -86,42 +77,53 @@ function capRegisters(fn: PciFunction): Array<{ offset: number; size: 1 | 2 | 4 
 export function pciSaveState(fn: PciFunction): PciSavedState {
   const header = new Uint32Array(16);
   for (let i = 0; i < 16; i++) header[i] = fn.config.read(i * 4, 4);
-  const registers = capRegisters(fn).map((r) => ({ ...r, value: fn.config.read(r.offset, r.size) }));
-  let msix: PciSavedState['msix'] = null;
-  const cap = findCapability(fn.config, PCI_CAP_ID_MSIX);
-  if (cap && fn.msix) {
-    const flags = fn.config.read(cap + PCI_MSIX_FLAGS, 2);
-    const tableReg = fn.config.read(cap + PCI_MSIX_TABLE, 4);
-    const size = (flags & PCI_MSIX_FLAGS_QSIZE) + 1;
-    const entries = new Uint32Array(size * 4);
-    // The kernel keeps each vector's message in its descriptor; the table itself is that copy here.
-    for (let i = 0; i < size * 4; i++) entries[i] = Number(fn.msix.readTable(i * 4, 4));
-    msix = { flagsAt: cap + PCI_MSIX_FLAGS, flags, bar: tableReg & PCI_MSIX_TABLE_BIR, table: BigInt((tableReg & PCI_MSIX_TABLE_OFFSET) >>> 0), entries };
-  }
-  return { header, registers, msix };
+  const acs = findExtCapability(fn.config, PCI_EXT_CAP_ID_ACS);
+  return { header, registers: capRegisters(fn), acs: acs ? read(fn, acs + PCI_ACS_CTRL, 2) : null };
+}
+
+function restoreRegister(fn: PciFunction, r: SavedRegister): void {
+  if (fn.config.read(r.offset, r.size) !== r.value) fn.config.write(r.offset, r.size, r.value);
 }
 
 /**
- * pci_restore_state: capability registers, then the header from the top
- * down so the BARs are in place before Command turns decode on (only
- * dwords that differ are written), then MSI-X with Function Mask held while
- * the table is rewritten.
+ * pci_restore_iov_state (sriov_restore_state): a PF whose VF Enable the
+ * reset cleared gets back what the host last programmed with
+ * sriov_enable()/sriov_disable(): ARI Capable Hierarchy first (it decides
+ * the VF routing), the VF BARs at their assigned addresses, NumVFs, then
+ * Control, which re-enables the VFs the host had enabled and leaves them
+ * off if it had not. System Page Size is not rewritten: the host programs
+ * 4 KiB, which is also its power-on value.
+ */
+function pciRestoreIovState(fn: PciFunction): void {
+  const iov = fn.iov;
+  const pos = iov ? findExtCapability(fn.config, PCI_EXT_CAP_ID_SRIOV) : 0;
+  if (!iov || !pos) return;
+  const ctrl = fn.config.read(pos + PCI_SRIOV_CTRL, 2);
+  if (ctrl & PCI_SRIOV_CTRL_VFE) return;
+  fn.config.write(pos + PCI_SRIOV_CTRL, 2, (ctrl & ~PCI_SRIOV_CTRL_ARI) | (iov.ctrl & PCI_SRIOV_CTRL_ARI));
+  for (const bar of fn.iovBars) {
+    if (!bar) continue;
+    const at = pos + PCI_SRIOV_BAR + bar.index * 4;
+    fn.config.write(at, 4, Number(bar.address & 0xffffffffn));
+    if (bar.kind === 'mem64') fn.config.write(at + 4, 4, Number(bar.address >> 32n));
+  }
+  fn.config.write(pos + PCI_SRIOV_NUM_VF, 2, iov.numVfs);
+  fn.config.write(pos + PCI_SRIOV_CTRL, 2, iov.ctrl);
+}
+
+/**
+ * pci_restore_state, in the kernel's order: the PCIe and extended
+ * capability controls; the header from the top down so the BARs are in
+ * place before Command turns decode on (only dwords that differ are
+ * written); MSI or MSI-X from the host's descriptors; ACS; SR-IOV from
+ * the host's record.
  */
 export function pciRestoreState(fn: PciFunction, state: PciSavedState): void {
-  for (const r of state.registers) {
-    if (fn.config.read(r.offset, r.size) !== r.value) fn.config.write(r.offset, r.size, r.value);
-  }
+  for (const r of state.registers) restoreRegister(fn, r);
   for (let i = 15; i >= 0; i--) {
     if (fn.config.read(i * 4, 4) !== state.header[i]) fn.config.write(i * 4, 4, state.header[i]!);
   }
-  const msix = state.msix;
-  if (!msix) return;
-  fn.config.write(msix.flagsAt, 2, (msix.flags | PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL) & ~PCI_MSIX_FLAGS_QSIZE);
-  const cmd = fn.config.read(PCI_COMMAND, 2);
-  if (!(cmd & PCI_COMMAND_MEMORY)) fn.config.write(PCI_COMMAND, 2, cmd | PCI_COMMAND_MEMORY);
-  for (let i = 0; i < msix.entries.length; i++) {
-    fn.writeBar(msix.bar, msix.table + BigInt((i >> 2) * PCI_MSIX_ENTRY_SIZE + (i & 3) * 4), 4, BigInt(msix.entries[i]!));
-  }
-  fn.config.write(PCI_COMMAND, 2, cmd);
-  fn.config.write(msix.flagsAt, 2, msix.flags & ~PCI_MSIX_FLAGS_QSIZE);
+  pciRestoreMsiState(fn);
+  if (state.acs) restoreRegister(fn, state.acs);
+  pciRestoreIovState(fn);
 }

@@ -1,7 +1,7 @@
 import type { EventfdCtx } from '../os/index.js';
 import type { PciFunction } from '../platform/pci-function.js';
 import { VFIO_PCI_NUM_IRQS } from '../uapi/index.js';
-import { VfioDevice, type BusDevice } from '../vfio/vfio-device.js';
+import { VfioDevice } from '../vfio/vfio-device.js';
 import type { VfioDeviceOps } from '../vfio/vfio-device-ops.js';
 import type { PermBits } from './config/perm-bits.js';
 import { createVfioPciCoreHooks, type VfioPciCoreHooks } from './hooks.js';
@@ -44,11 +44,6 @@ export interface VfioPciVfToken {
   uuid: Uint8Array;
   /** Open VFs of this PF. */
   users: number;
-}
-
-/** A PCI function is a device on the pci bus as far as vfio is concerned. */
-function pciBusDevice(pdev: PciFunction): BusDevice {
-  return pdev as unknown as BusDevice;
 }
 
 /**
@@ -137,7 +132,7 @@ export class VfioPciCoreDevice extends VfioDevice {
   sriovPfCoreDev: VfioPciCoreDevice | null = null;
 
   constructor(pdev: PciFunction, ops: VfioDeviceOps<any>, options: VfioPciCoreDeviceOptions = {}) {
-    super(pciBusDevice(pdev), ops);
+    super(pdev, ops);
     this.pdev = pdev;
     this.hooks = createVfioPciCoreHooks();
     this.vendorInfo = checkVendorInfo(options.vendorInfo ?? {}) as Required<VfioPciVendorInfo>;

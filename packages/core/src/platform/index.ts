@@ -45,6 +45,14 @@ export {
 } from './bars.js';
 export { PlainBarMemory, type BarAccessSize, type BarHandler } from './bar-memory.js';
 export { MsixTable, type MsixEntry } from './msix-table.js';
+export {
+  pciIntxAsserted,
+  pciOnInterrupt,
+  pciSetIntxLevel,
+  pciSignalMsi,
+  type InterruptListener,
+  type MsiMessage,
+} from './interrupts.js';
 export { buildRomImage } from './rom-image.js';
 export type {
   BridgeKind,
@@ -56,6 +64,7 @@ export type {
 } from './function-spec.js';
 export { buildConfigSpace, capabilityBlueprints, configSpaceSize, type ConfigBlueprint } from './function-config.js';
 export {
+  isPciFunction,
   PciFunction,
   type PciBar,
   type PciRom,

@@ -108,33 +108,18 @@ export class IommuGroup {
  * 3. A multifunction device whose functions lack ACS shares one group.
  * 4. Otherwise the function gets a new group.
  *
- * Functions flagged noIommu belong to no group. Groups made at boot are
- * numbered 0.. in order of their first member's address; groups made later
- * (VFs) take the lowest free number, as the kernel's ida does.
+ * Functions flagged noIommu belong to no group. Group ids come from the
+ * kernel's ida as groups are made: at boot in the order the IOMMU driver
+ * probes the functions, so a hierarchy numbered out of address order (a
+ * bridge with a lower devfn leading to a higher bus) is numbered as Linux
+ * numbers it; later groups (VFs) take the lowest free id.
  */
 export class IommuGroups {
   private readonly byId = new Map<number, IommuGroup>();
   private readonly byFunction = new Map<PciFunction, IommuGroup>();
 
   constructor(topology: Topology) {
-    const provisional = new Map<PciFunction, IommuGroup>();
-    let next = 0;
-    for (const fn of probeOrder(topology)) {
-      if (fn.noIommu) continue;
-      const found = this.findGroup(fn, provisional);
-      const group = found ?? new IommuGroup(next++);
-      group.add(fn);
-      provisional.set(fn, group);
-    }
-    const groups = [...new Set(provisional.values())].sort((a, b) => compareBdf(a.functions[0].bdf, b.functions[0].bdf));
-    for (const [id, provisionalGroup] of groups.entries()) {
-      const group = new IommuGroup(id);
-      for (const fn of provisionalGroup.functions) {
-        group.add(fn);
-        this.byFunction.set(fn, group);
-      }
-      this.byId.set(id, group);
-    }
+    for (const fn of probeOrder(topology)) this.addFunction(fn);
     topology.onFunctionAdded((fn) => this.addFunction(fn));
     topology.onFunctionRemoved((fn) => this.removeFunction(fn));
   }
@@ -222,10 +207,11 @@ export class IommuGroups {
 }
 
 /**
- * The order Linux adds, and so probes, PCI devices at boot
- * (pci_bus_add_devices): every function on a bus, then the buses behind its
- * bridges in turn. VFs present at boot follow their PFs' hierarchy walk, as
- * they are added when SR-IOV is enabled afterwards.
+ * The order the PCI scan adds devices to the bus (pci_scan_child_bus: every
+ * function on a bus, then the bus behind each of its bridges in turn), which
+ * is the order the IOMMU driver probes them (bus_iommu_probe walks the bus's
+ * device list). VFs present at boot come after everything, as they are
+ * added when SR-IOV is enabled, after the IOMMU has probed the rest.
  */
 function probeOrder(topology: Topology): PciFunction[] {
   const out: PciFunction[] = [];

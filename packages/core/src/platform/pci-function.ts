@@ -7,6 +7,7 @@ import type { PcieType } from './capabilities/pcie.js';
 import { writtenField, type ConfigAccessSize, type ConfigSpace, type ConfigWrite } from './config-space.js';
 import { buildConfigSpace } from './function-config.js';
 import type { BridgeKind, FunctionSpec, PlatformResets } from './function-spec.js';
+import { msixEntryWritten } from './interrupts.js';
 import { MsixTable } from './msix-table.js';
 import {
   PCI_AF_CAP,
@@ -138,6 +139,14 @@ export class PciFunction {
 
   /** Name of the bound driver, managed by the driver core; null when unbound. */
   driverName: string | null = null;
+  /**
+   * For an SR-IOV PF: what Linux keeps in its struct pci_sriov, the SR-IOV
+   * Control value and NumVFs that sriov_enable()/sriov_disable() last
+   * programmed (the topology's enableSriov/disableSriov keep it). Restoring
+   * the function after a reset brings VFs back from this record, not from
+   * registers saved before the reset. Null for anything but a PF.
+   */
+  readonly iov: { ctrl: number; numVfs: number } | null;
 
   private busRef: PciBus | null = null;
   private subordinateRef: PciBus | null = null;
@@ -201,6 +210,8 @@ export class PciFunction {
       for (const bar of sriov.vfBars) iovBars[bar.index] = { ...bar, size: bar.size * BigInt(sriov.totalVfs), address: 0n };
     }
     this.iovBars = iovBars;
+    const sriovPos = spec.vf ? findExtCapability(this.config, PCI_EXT_CAP_ID_SRIOV) : 0;
+    this.iov = sriovPos ? { ctrl: this.config.hwRead(sriovPos + PCI_SRIOV_CTRL, 2), numVfs: 0 } : null;
     this.rom =
       spec.romSize !== null && !virtfn
         ? { size: spec.romSize, address: 0n, image: buildRomImage(Number(spec.romSize), spec.vendorId, spec.deviceId, spec.classCode) }
@@ -491,7 +502,10 @@ export class PciFunction {
     const masked = value & ((1n << BigInt(size * 8)) - 1n);
     const msix = this.msixTarget(bar, offset, size);
     if (msix) {
-      if (msix.kind === 'table') this.msix!.writeTable(msix.at, size, masked);
+      if (msix.kind === 'table') {
+        this.msix!.writeTable(msix.at, size, masked);
+        msixEntryWritten(this, Math.floor(msix.at / PCI_MSIX_ENTRY_SIZE));
+      }
       return;
     }
     this.handler.write(bar, offset, size, masked);
@@ -573,4 +587,14 @@ export class PciFunction {
     this.lastPowerState = requested;
     if (previous === PCI_D3hot && requested === PCI_D0 && !this.noSoftReset) this.resetToPowerOnState('pm');
   }
+}
+
+/**
+ * Whether a device the driver core hands a PCI driver is one of the
+ * platform's functions. The driver core matches on the identity registers
+ * alone (any PciBusDevice), so a driver that needs the hardware (config
+ * space, BARs, resets) checks this before it uses the function.
+ */
+export function isPciFunction(dev: object): dev is PciFunction {
+  return dev instanceof PciFunction;
 }

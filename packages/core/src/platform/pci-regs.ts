@@ -175,6 +175,12 @@ export const PCI_D1 = 1;
 export const PCI_D2 = 2;
 export const PCI_D3hot = 3;
 
+/* AGP */
+export const PCI_AGP_SIZEOF = 12;
+
+/* Vital Product Data */
+export const PCI_CAP_VPD_SIZEOF = 8;
+
 /* MSI */
 export const PCI_MSI_FLAGS = 2;
 export const PCI_MSI_FLAGS_ENABLE = 0x0001;
@@ -221,6 +227,29 @@ export const PCI_AF_CTRL_FLR = 0x01;
 export const PCI_AF_STATUS = 5;
 export const PCI_AF_STATUS_TP = 0x01;
 export const PCI_CAP_AF_SIZEOF = 6;
+
+/* PCI-X (type 0) */
+export const PCI_X_CMD = 2;
+/** PCI_X_CMD_VERSION(cmd): the capability version, bits 13:12. */
+export function pciXCmdVersion(cmd: number): number {
+  return (cmd >> 12) & 3;
+}
+export const PCI_X_ECC_CSR = 8;
+export const PCI_CAP_PCIX_SIZEOF_V0 = 8;
+export const PCI_CAP_PCIX_SIZEOF_V1 = 24;
+export const PCI_CAP_PCIX_SIZEOF_V2 = PCI_CAP_PCIX_SIZEOF_V1;
+
+/* HyperTransport */
+export const HT_3BIT_CAP_MASK = 0xe0;
+export const HT_CAP_SIZEOF_LONG = 28;
+export const HT_CAP_SIZEOF_SHORT = 24;
+
+/* SATA */
+export const PCI_SATA_REGS = 4;
+export const PCI_SATA_REGS_MASK = 0xf;
+export const PCI_SATA_REGS_INLINE = 0xf;
+export const PCI_SATA_SIZEOF_SHORT = 8;
+export const PCI_SATA_SIZEOF_LONG = 16;
 
 /* PCI Express capability */
 export const PCI_EXP_FLAGS = 2;
@@ -350,11 +379,17 @@ export const PCI_EXP_RTSTA_PENDING = 0x00020000;
 export const PCI_EXP_DEVCAP2 = 36;
 export const PCI_EXP_DEVCAP2_COMP_TMOUT_DIS = 0x00000010;
 export const PCI_EXP_DEVCAP2_ARI = 0x00000020;
+export const PCI_EXP_DEVCAP2_ATOMIC_ROUTE = 0x00000040;
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP32 = 0x00000080;
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP64 = 0x00000100;
+export const PCI_EXP_DEVCAP2_ATOMIC_COMP128 = 0x00000200;
 export const PCI_EXP_DEVCAP2_LTR = 0x00000800;
 export const PCI_EXP_DEVCTL2 = 40;
 export const PCI_EXP_DEVCTL2_COMP_TIMEOUT = 0x000f;
 export const PCI_EXP_DEVCTL2_COMP_TMOUT_DIS = 0x0010;
 export const PCI_EXP_DEVCTL2_ARI = 0x0020;
+export const PCI_EXP_DEVCTL2_ATOMIC_REQ = 0x0040;
+export const PCI_EXP_DEVCTL2_ATOMIC_EGRESS_BLOCK = 0x0080;
 export const PCI_EXP_DEVCTL2_LTR_EN = 0x0400;
 export const PCI_EXP_DEVSTA2 = 42;
 export const PCI_CAP_EXP_RC_ENDPOINT_SIZEOF_V2 = 44;
@@ -399,6 +434,8 @@ export const PCI_EXT_CAP_ID_DPC = 0x1d;
 export const PCI_EXT_CAP_ID_L1SS = 0x1e;
 export const PCI_EXT_CAP_ID_PTM = 0x1f;
 export const PCI_EXT_CAP_ID_DVSEC = 0x23;
+export const PCI_EXT_CAP_ID_PL_64GT = 0x31;
+export const PCI_EXT_CAP_ID_MAX = PCI_EXT_CAP_ID_PL_64GT;
 
 /** PCI_EXT_CAP_ID(header) */
 export function pciExtCapId(header: number): number {
@@ -459,6 +496,27 @@ export const PCI_ERR_ROOT_CMD_NONFATAL_EN = 0x00000002;
 export const PCI_ERR_ROOT_CMD_FATAL_EN = 0x00000004;
 export const PCI_ERR_ROOT_STATUS = 48;
 export const PCI_ERR_ROOT_ERR_SRC = 52;
+
+/* Virtual Channel */
+export const PCI_VC_PORT_CAP1 = 4;
+export const PCI_VC_CAP1_EVCC = 0x00000007;
+export const PCI_VC_PORT_CAP2 = 8;
+export const PCI_VC_CAP2_32_PHASE = 0x00000002;
+export const PCI_VC_CAP2_64_PHASE = 0x00000004;
+export const PCI_VC_CAP2_128_PHASE = 0x00000008;
+export const PCI_CAP_VC_BASE_SIZEOF = 0x10;
+export const PCI_CAP_VC_PER_VC_SIZEOF = 0x0c;
+
+/* Power Budgeting */
+export const PCI_PWR_DATA = 8;
+export const PCI_EXT_CAP_PWR_SIZEOF = 16;
+
+/* Vendor-Specific Extended Capability */
+export const PCI_VNDR_HEADER = 4;
+/** PCI_VNDR_HEADER_LEN(header): the capability's length in bytes. */
+export function pciVndrHeaderLen(header: number): number {
+  return (header >>> 20) & 0xfff;
+}
 
 /* Access Control Services */
 export const PCI_ACS_CAP = 0x04;
@@ -537,6 +595,28 @@ export const PCI_EXT_CAP_SRIOV_SIZEOF = 64;
 export const PCI_EXT_CAP_ARI_SIZEOF = 8;
 export const PCI_EXT_CAP_DSN_SIZEOF = 12;
 export const PCI_EXT_CAP_LTR_SIZEOF = 8;
+export const PCI_EXT_CAP_MCAST_ENDPOINT_SIZEOF = 40;
+
+/* Resizable BAR */
+export const PCI_REBAR_CTRL = 8;
+export const PCI_REBAR_CTRL_NBAR_MASK = 0x000000e0;
+export const PCI_REBAR_CTRL_NBAR_SHIFT = 5;
+
+/* Dynamic Power Allocation */
+export const PCI_DPA_CAP = 4;
+export const PCI_DPA_CAP_SUBSTATE_MASK = 0x1f;
+export const PCI_DPA_BASE_SIZEOF = 16;
+
+/* TPH Requester */
+export const PCI_TPH_CAP = 4;
+export const PCI_TPH_CAP_LOC_MASK = 0x600;
+export const PCI_TPH_LOC_CAP = 0x200;
+export const PCI_TPH_CAP_ST_MASK = 0x07ff0000;
+export const PCI_TPH_CAP_ST_SHIFT = 16;
+export const PCI_TPH_BASE_SIZEOF = 12;
+
+/* Designated Vendor-Specific Extended Capability */
+export const PCI_DVSEC_HEADER1 = 4;
 
 /* Class codes used by the model (base class << 16 | subclass << 8 | prog-if) */
 export const PCI_CLASS_BRIDGE_HOST = 0x0600;

@@ -211,16 +211,20 @@ export class Topology {
     }
     if (state.vfs.length > 0) throw new SimError('BUSY', `${pf.name} already has ${state.vfs.length} VFs enabled`);
     pf.config.write(state.pos + PCI_SRIOV_NUM_VF, 2, numVfs);
-    const ctrl = pf.config.read(state.pos + PCI_SRIOV_CTRL, 2);
-    pf.config.write(state.pos + PCI_SRIOV_CTRL, 2, ctrl | PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+    const ctrl = pf.config.read(state.pos + PCI_SRIOV_CTRL, 2) | PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE;
+    pf.iov!.numVfs = numVfs;
+    pf.iov!.ctrl = ctrl;
+    pf.config.write(state.pos + PCI_SRIOV_CTRL, 2, ctrl);
     return pf.virtfns;
   }
 
   /** Clears VF Enable and VF MSE, then NumVFs, as sriov_disable(). */
   disableSriov(pf: PciFunction): void {
     const state = this.sriovState(pf);
-    const ctrl = pf.config.read(state.pos + PCI_SRIOV_CTRL, 2);
-    pf.config.write(state.pos + PCI_SRIOV_CTRL, 2, ctrl & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE));
+    const ctrl = pf.config.read(state.pos + PCI_SRIOV_CTRL, 2) & ~(PCI_SRIOV_CTRL_VFE | PCI_SRIOV_CTRL_MSE);
+    pf.iov!.ctrl = ctrl;
+    pf.iov!.numVfs = 0;
+    pf.config.write(state.pos + PCI_SRIOV_CTRL, 2, ctrl);
     pf.config.write(state.pos + PCI_SRIOV_NUM_VF, 2, 0);
   }
 

@@ -1,10 +1,12 @@
-import { vfio_info_cap_header } from '../../uapi/index.js';
+import { vfio_info_cap_header } from '../uapi/index.js';
 
 /**
- * A VFIO info capability chain as vfio_info_cap_add() builds it: each
- * capability starts on an 8-byte boundary (its size is rounded up and the
- * padding zeroed), the `next` field of every capability but the last holds
- * the offset of the following one, and the last holds 0.
+ * A VFIO info capability chain as the vfio core's vfio_info_cap_add()
+ * builds it for the info ioctls that carry one (device and region info in
+ * vfio-pci-core and its variant drivers, the type1 container's IOMMU info):
+ * each capability starts on an 8-byte boundary (its size is rounded up and
+ * the padding zeroed), the `next` field of every capability but the last
+ * holds the offset of the following one, and the last holds 0.
  *
  * Offsets are relative to the start of the info struct: the chain is built
  * for the place it will be copied to (`base`, the info struct's size), which

@@ -151,6 +151,11 @@ export class DriverCore {
 
   // ------------------------------------------------------------ drivers
 
+  /** The registered driver of that bus and name (its sysfs directory under /sys/bus/<bus>/drivers), if any. */
+  findDriver(bus: Bus, name: string): AnyDriver | undefined {
+    return this.#drivers.find((r) => r.bus === bus && r.name === name)?.driver;
+  }
+
   /** pci_register_driver: EBUSY if a PCI driver of that name exists; then probes every unbound match. */
   registerPciDriver(driver: PciDriver): void {
     this.#registerDriver('pci', driver.name, driver);

@@ -1,6 +1,8 @@
 export { AuxiliaryDevice, auxiliaryMatchId, type AuxiliaryDeviceId } from './auxiliary-device.js';
+export { CapChain } from './cap-chain.js';
 export { VfioContainer, containerFileOps, containerFromFile } from './container.js';
 export { DevSet } from './dev-set.js';
+export { VFIO_PIN_PAGES_MAX_ENTRIES, vfioDmaRw, vfioPinPages, vfioUnpinPages } from './dma-access.js';
 export { vfioCheckFeature } from './device-feature.js';
 export { VfioDeviceFile, deviceFileFromFile, deviceFileOps } from './device-file.js';
 export { DriverCore, type AuxiliaryDriver, type DeviceDriver, type PciDriver } from './driver-core.js';
@@ -28,6 +30,7 @@ export {
   type VfioRegisterOptions,
 } from './vfio-core.js';
 export { VfioDevice, iommuClientOf, type BusDevice, type VfioInterfaces } from './vfio-device.js';
+export { VFIO_IRQ_SET_MINSZ, vfioSetIrqsValidateAndPrepare, type IrqSetHeader } from './set-irqs.js';
 export { vfioFileHasDev, vfioFileIsGroup, vfioFileIsValid } from './vfio-file.js';
 export type { IommufdCtxHandle, VfioDeviceOps, VfioLogOps, VfioMigrationOps } from './vfio-device-ops.js';
 export type { VfioGroupType, VfioIommuBackend, VfioIommuDriverOps } from './vfio-iommu-driver.js';

@@ -1,4 +1,4 @@
-import type { OpenFile } from '../os/index.js';
+import type { Frame, OpenFile } from '../os/index.js';
 import type { IommuClientDevice } from '../iommu/iommu-driver.js';
 import type { IommufdCtxHandle } from './vfio-device-ops.js';
 
@@ -45,6 +45,18 @@ export interface IommufdKapi {
   accessAttach(access: IommufdAccessHandle, ioasId: number): void;
   accessReplace(access: IommufdAccessHandle, ioasId: number): void;
   accessDetach(access: IommufdAccessHandle): void;
+  /**
+   * iommufd_access_pin_pages: the frames behind [iova, iova + length), one
+   * per page (`write` is IOMMUFD_ACCESS_RW_WRITE). EINVAL for no bytes or a
+   * range an unmap is taking away or not page aligned, EOVERFLOW if it
+   * wraps, ENOENT if the access is detached or the range has a hole, EPERM
+   * if a mapping does not allow the access.
+   */
+  accessPinPages(access: IommufdAccessHandle, iova: bigint, length: bigint, write: boolean): Frame[];
+  /** iommufd_access_unpin_pages: the exact range of an earlier pin. */
+  accessUnpinPages(access: IommufdAccessHandle, iova: bigint, length: bigint): void;
+  /** iommufd_access_rw: the CPU copies to (`write`) or from the memory behind the IOVAs; errors as for pinning. */
+  accessRw(access: IommufdAccessHandle, iova: bigint, data: Uint8Array, write: boolean): void;
 }
 
 export interface IommufdDeviceHandle {

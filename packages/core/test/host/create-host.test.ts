@@ -40,6 +40,35 @@ describe('createHost', () => {
     expect(() => createHost({}, { plugins: [plugin('b', ['a']), plugin('a')] })).toThrow(/must be listed before it/);
   });
 
+  it('answers the duplicate and missing-dependency errors with their own codes', () => {
+    expect(() => createHost({}, { plugins: [plugin('a'), plugin('a')] })).toThrow(expect.objectContaining({ code: 'PLUGIN_DUPLICATE', errnoName: 'EEXIST' }));
+    expect(() => createHost({}, { plugins: [plugin('b', ['a'])] })).toThrow(expect.objectContaining({ code: 'PLUGIN_DEPENDENCY_MISSING', errnoName: 'EINVAL' }));
+  });
+
+  it('rejects malformed plugin metadata before any plugin runs, naming the plugin and the field', () => {
+    const log: string[] = [];
+    const cases: Array<[unknown, RegExp]> = [
+      [{ name: '' }, /plugin #1 is malformed: name: needs a name/],
+      [{ name: 'x', dependsOn: 'vfio-pci' }, /plugin "x" is malformed: dependsOn:/],
+      [{ name: 'x', apply: 'later' }, /plugin "x" is malformed: apply:/],
+      [{ name: 'x', dependsOn: ['x'] }, /plugin "x" depends on itself/],
+    ];
+    for (const [bad, message] of cases) {
+      const error = (() => {
+        try {
+          createHost({}, { plugins: [plugin('first', [], log), bad as VfioSimPlugin] });
+        } catch (caught) {
+          return caught;
+        }
+        return null;
+      })();
+      expect(error).toBeInstanceOf(SimError);
+      expect(error).toMatchObject({ code: 'PLUGIN_INVALID', errnoName: 'EINVAL' });
+      expect((error as SimError).message).toMatch(message);
+    }
+    expect(log).toEqual([]);
+  });
+
   it('wraps a plugin failure with the plugin name and step', () => {
     const broken: VfioSimPlugin = { name: 'broken', apply: () => { throw new TypeError('boom'); } };
     expect(() => createHost({}, { plugins: [broken] })).toThrow(/plugin "broken" failed in apply: TypeError: boom/);

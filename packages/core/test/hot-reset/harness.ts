@@ -7,8 +7,10 @@ import {
   VFIO_GROUP_SET_CONTAINER,
   VFIO_SET_IOMMU,
   VFIO_TYPE1v2_IOMMU,
+  SimError,
   VfioPciCoreDevice,
   createHost,
+  isPciFunction,
   mockIommu,
   s32,
   vfioPciCoreOps,
@@ -20,7 +22,6 @@ import {
   vfio_pci_hot_reset_info,
   type Host,
   type HostDescription,
-  type PciBusDevice,
   type PciDriver,
   type PciFunction,
   type Process,
@@ -113,7 +114,8 @@ export function vfioPciPlugin(): VfioSimPlugin & { readonly devices: Map<string,
         driverManagedDma: true,
         idTable: [],
         probe(dev) {
-          const vdev = new VfioPciCoreDevice(dev as unknown as PciFunction, ops);
+          if (!isPciFunction(dev)) throw new SimError('NO_SUCH_DEVICE', `${dev.name} is not a PCI function`);
+          const vdev = new VfioPciCoreDevice(dev, ops);
           vfioPciCoreRegisterDevice(vdev, host.vfio);
           devices.set(dev.name, vdev);
         },
@@ -153,11 +155,10 @@ export function makeHost(
   const vfioPci = vfioPciPlugin();
   const host = createHost(description, { plugins: [mockIommu(), vfioPci], noiommu: options.noiommu ?? false });
   const fn = (bdf: string) => host.platform.get(bdf);
-  const asBus = (bdf: string) => fn(bdf) as unknown as PciBusDevice;
-  for (const bdf of bind.vfio ?? []) host.drivers.setDriverOverride(asBus(bdf), 'vfio-pci');
-  for (const bdf of bind.host ?? []) host.drivers.setDriverOverride(asBus(bdf), 'igb');
+  for (const bdf of bind.vfio ?? []) host.drivers.setDriverOverride(fn(bdf), 'vfio-pci');
+  for (const bdf of bind.host ?? []) host.drivers.setDriverOverride(fn(bdf), 'igb');
   if (bind.host?.length) host.drivers.registerPciDriver(hostNicDriver());
-  for (const bdf of bind.vfio ?? []) host.drivers.bind(asBus(bdf), 'vfio-pci');
+  for (const bdf of bind.vfio ?? []) host.drivers.bind(fn(bdf), 'vfio-pci');
   return {
     host,
     vfioPci,

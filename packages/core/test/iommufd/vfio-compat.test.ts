@@ -296,6 +296,20 @@ for (const version of [VFIO_TYPE1_IOMMU, VFIO_TYPE1v2_IOMMU]) {
         expect(seen).toEqual([VFIO_IOMMU_TYPE1_INFO_DMA_AVAIL, VFIO_IOMMU_TYPE1_INFO_CAP_IOVA_RANGE]);
       }
     });
+
+    it('get_info writes each capability in place and leaves the padding after DMA_AVAIL as the user had it', () => {
+      const { f } = compatMockDomain(version);
+      const full = vfio_iommu_type1_info.size + 16 + 16 + vfio_iova_range.size;
+      f.proc.mm.copyToUser(f.scratch, new Uint8Array(full).fill(0xaa));
+      const got = vioctl(f, VFIO_IOMMU_GET_INFO, vfio_iommu_type1_info, {}, full);
+      expect(got.rc).toBe(0);
+      expect(got.out.cap_offset).toBe(vfio_iommu_type1_info.size);
+      const bytes = f.proc.mm.copyFromUser(f.scratch, full);
+      // DMA_AVAIL is 12 bytes; the kernel steps 16 to the next capability without writing the 4 between.
+      const padding = vfio_iommu_type1_info.size + 12;
+      expect([...bytes.subarray(padding, padding + 4)]).toEqual([0xaa, 0xaa, 0xaa, 0xaa]);
+      expect(vfio_info_cap_header.decode(bytes.subarray(vfio_iommu_type1_info.size)).next).toBe(vfio_iommu_type1_info.size + 16);
+    });
   });
 }
 

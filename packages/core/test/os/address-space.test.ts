@@ -197,6 +197,15 @@ describe('user copies', () => {
     expect(() => proc.mm.copyToUser(0n, new Uint8Array(0))).not.toThrow();
   });
 
+  it('answers EFAULT for a read running off the mappings however long, and for a negative length', () => {
+    const proc = new System().spawn();
+    const va = addr(proc.mmap(PAGE));
+    expect(proc.mem.read(va, Number.MAX_SAFE_INTEGER)).toBe(EFAULT);
+    expect(thrown(() => proc.mm.copyFromUser(va, 2 ** 40)).errnoName).toBe('EFAULT');
+    expect(proc.mem.read(va, -1)).toBe(EFAULT);
+    expect(proc.mem.read(va, Number(PAGE))).toEqual(new Uint8Array(Number(PAGE)));
+  });
+
   it('enforces protections the x86 way: PROT_NONE unreadable, read-only unwritable, write-only readable', () => {
     const proc = new System().spawn();
     const none = addr(proc.mmap(PAGE, { prot: PROT_NONE }));

@@ -50,6 +50,8 @@ export class Rig {
   readonly fn: PciFunction;
   readonly vdev: VfioPciCoreDevice;
   readonly fd: number;
+  /** The iommufd `fd` is bound to. */
+  readonly iommufd: number;
   /** 64 KiB of the process's memory for ioctl arguments. */
   readonly scratch: bigint;
 
@@ -67,12 +69,12 @@ export class Rig {
     this.vdev = this.host.vfio.devices.find((d) => d.dev === (this.fn as unknown))! as VfioPciCoreDevice;
     this.proc = this.host.spawn();
     this.scratch = this.proc.mmap(0x10000);
-    this.fd = this.openCdev(this.vdev);
+    this.iommufd = this.proc.open('/dev/iommu');
+    this.fd = this.openCdev(this.vdev, this.iommufd);
   }
 
-  /** Opens and binds another device's cdev in the same process. */
-  openCdev(vdev: VfioPciCoreDevice): number {
-    const iommufd = this.proc.open('/dev/iommu');
+  /** Opens and binds another device's cdev in the same process (to a new iommufd unless one is given). */
+  openCdev(vdev: VfioPciCoreDevice, iommufd = this.proc.open('/dev/iommu')): number {
     const fd = this.proc.open(this.host.vfio.cdevPath(vdev));
     expect(fd).toBeGreaterThanOrEqual(0);
     const bind = vfio_device_bind_iommufd.encodeNew({ argsz: vfio_device_bind_iommufd.size, flags: 0, iommufd });

@@ -4,6 +4,14 @@ import {
   PCI_BASE_ADDRESS_0,
   PCI_COMMAND,
   PCI_COMMAND_MEMORY,
+  PCI_EXT_CAP_ID_SRIOV,
+  PCI_SRIOV_CTRL,
+  PCI_SRIOV_CTRL_VFE,
+  PCI_SRIOV_NUM_VF,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  findExtCapability,
+  pciSignalMsi,
   VFIO_DEVICE_FLAGS_RESET,
   VFIO_DEVICE_GET_PCI_HOT_RESET_INFO,
   VFIO_DEVICE_PCI_HOT_RESET,
@@ -91,6 +99,119 @@ describe('VFIO_DEVICE_RESET', () => {
     expect(reset(rig)).toBe(0);
     expect(seen).toEqual([-Errno.EFAULT]);
     expect(rig.proc.mem.readU32(va)).toBe(0);
+  });
+});
+
+describe('what restoring a function after a reset puts back', () => {
+  const TRIGGER_EVENTFD = VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_EVENTFD;
+  const TRIGGER_NONE = VFIO_IRQ_SET_ACTION_TRIGGER | VFIO_IRQ_SET_DATA_NONE;
+  const POWER_ON_ENTRY = { address: 0n, data: 0, masked: true };
+
+  it('rewrites only the MSI-X vectors the host allocated; the other entries keep their power-on values', () => {
+    const rig = new Rig();
+    const a = rig.eventfd();
+    const b = rig.eventfd();
+    // Vector 1 gets a host message, then MSI-X is disabled and enabled again with vector 0 alone:
+    // entry 1 still holds the old message in the table, but no descriptor any more.
+    expect(rig.setIrqs(TRIGGER_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX, 0, 2, [a.fd, b.fd])).toBe(0);
+    expect(rig.setIrqs(TRIGGER_NONE, VFIO_PCI_MSIX_IRQ_INDEX, 0, 0)).toBe(0);
+    expect(rig.setIrqs(TRIGGER_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, [a.fd])).toBe(0);
+    const vector0 = rig.fn.msix!.entry(0);
+    expect(rig.fn.msix!.entry(1)).not.toEqual(POWER_ON_ENTRY);
+
+    expect(reset(rig)).toBe(0);
+    expect(rig.fn.msix!.entry(0)).toEqual(vector0);
+    expect(rig.fn.msix!.entry(1)).toEqual(POWER_ON_ENTRY);
+    pciSignalMsi(rig.fn, 0);
+    expect(a.signals()).toBe(1n);
+  });
+
+  it('does not turn Memory Space on to rewrite the MSI-X table, so a function that does not decode memory keeps its entries masked', () => {
+    const rig = new Rig();
+    const a = rig.eventfd();
+    expect(rig.setIrqs(TRIGGER_EVENTFD, VFIO_PCI_MSIX_IRQ_INDEX, 0, 1, [a.fd])).toBe(0);
+    const cmd = rig.cfgRead(PCI_COMMAND, 2);
+    expect(rig.cfgWrite(PCI_COMMAND, 2, cmd & ~PCI_COMMAND_MEMORY)).toBe(2);
+    const commandWrites: number[] = [];
+    rig.fn.config.watch(PCI_COMMAND, 2, (write) => commandWrites.push(write.value));
+
+    expect(reset(rig)).toBe(0);
+    expect(commandWrites.filter((value) => value & PCI_COMMAND_MEMORY)).toEqual([]);
+    expect(rig.fn.config.hwRead(PCI_COMMAND, 2) & PCI_COMMAND_MEMORY).toBe(0);
+    // The kernel's MMIO writes to the table do not reach a function that does not decode memory.
+    expect(rig.fn.msix!.entry(0)).toEqual(POWER_ON_ENTRY);
+    pciSignalMsi(rig.fn, 0);
+    expect(a.signals()).toBe(0n);
+  });
+
+  describe('SR-IOV, which pci_restore_iov_state takes from the host\'s own record', () => {
+    // vfio-pci-core refuses to bind a PF whose VFs are enabled, so the VFs come after the bind,
+    // as sriov_numvfs on a PF bound to vfio-pci enables them.
+    const sriovPf = { extendedCapabilities: { sriov: { totalVfs: 2 } } };
+
+    function sriovState(rig: Rig): { vfEnable: boolean; numVfs: number } {
+      const pos = findExtCapability(rig.fn.config, PCI_EXT_CAP_ID_SRIOV);
+      return {
+        vfEnable: (rig.fn.config.hwRead(pos + PCI_SRIOV_CTRL, 2) & PCI_SRIOV_CTRL_VFE) !== 0,
+        numVfs: rig.fn.config.hwRead(pos + PCI_SRIOV_NUM_VF, 2),
+      };
+    }
+
+    it('brings back the VFs the host had enabled on a PF that FLR took them from', () => {
+      const rig = new Rig(sriovPf);
+      rig.host.platform.topology.enableSriov(rig.fn, 2);
+      expect(reset(rig)).toBe(0);
+      expect(rig.fn.lastReset).toBe('flr');
+      expect(sriovState(rig)).toEqual({ vfEnable: true, numVfs: 2 });
+      expect(rig.fn.virtfns).toHaveLength(2);
+    });
+
+    it('does not bring back VFs the host disabled after the state was saved', () => {
+      const rig = new Rig(sriovPf);
+      expect(rig.proc.close(rig.fd)).toBe(0);
+      rig.host.platform.topology.enableSriov(rig.fn, 2);
+      // The first open saves the state with VF Enable set; the host then disables SR-IOV.
+      const fd = rig.openCdev(rig.vdev);
+      rig.host.platform.topology.disableSriov(rig.fn);
+      // The last close resets the function and restores the state saved at open.
+      const before = rig.fn.resetCount;
+      expect(rig.proc.close(fd)).toBe(0);
+      expect(rig.fn.resetCount).toBe(before + 1);
+      expect(sriovState(rig)).toEqual({ vfEnable: false, numVfs: 0 });
+      expect(rig.fn.virtfns).toHaveLength(0);
+    });
+  });
+
+  describe('the device TLB (ATC), which every reset empties', () => {
+    function atcWithEntry(rig: Rig) {
+      const atc = rig.host.iommu.iommuFor(rig.fn)!.deviceTlb(rig.fn)!;
+      atc.insert(null, 0x10000n, 0x200000n, 4096n, 3);
+      expect(atc.size).toBe(1);
+      return atc;
+    }
+
+    it('is empty after VFIO_DEVICE_RESET by FLR', () => {
+      const rig = new Rig({ extendedCapabilities: { ats: true } });
+      const atc = atcWithEntry(rig);
+      expect(reset(rig)).toBe(0);
+      expect(rig.fn.lastReset).toBe('flr');
+      expect(atc.size).toBe(0);
+    });
+
+    it('is empty after VFIO_DEVICE_RESET by a PM reset', () => {
+      const rig = new Rig({ capabilities: { pcie: { flr: false }, pm: { noSoftReset: false } }, extendedCapabilities: { ats: true } });
+      const atc = atcWithEntry(rig);
+      expect(reset(rig)).toBe(0);
+      expect(rig.fn.lastReset).toBe('pm');
+      expect(atc.size).toBe(0);
+    });
+
+    it('is empty after a reset nobody in vfio asked for (an FLR written to the function directly)', () => {
+      const rig = new Rig({ extendedCapabilities: { ats: true } });
+      const atc = atcWithEntry(rig);
+      rig.fn.flr();
+      expect(atc.size).toBe(0);
+    });
   });
 });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import {
   Errno,
+  PCI_COMMAND,
+  PCI_COMMAND_MEMORY,
   PCI_EXT_CAP_ID_PASID,
   SimError,
   VFIO_DEVICE_FEATURE,
@@ -116,6 +118,20 @@ describe('a variant driver built on vfio-pci-core', () => {
     expect(rig.cfgRead(ACME_CONFIG_REGISTER, 4)).toBe(0xabcd5678);
     // Other registers keep the default virtualization.
     expect(rig.cfgRead(0, 2)).toBe(0x1af4);
+  });
+
+  it('falls through to the default virtualization when a config write tap does not claim the write', () => {
+    const rig = acmeRig();
+    const seen: Array<[number, number, number]> = [];
+    rig.acme.hooks.configWrite.for(PCI_COMMAND).tap({ name: 'observer' }, ({ offset, size, value }) => {
+      seen.push([offset, size, value]);
+      return undefined;
+    });
+    expect(rig.cfgWrite(PCI_COMMAND, 2, 0)).toBe(2);
+    expect(rig.fn.config.read(PCI_COMMAND, 2) & PCI_COMMAND_MEMORY).toBe(0);
+    expect(rig.cfgWrite(PCI_COMMAND, 2, PCI_COMMAND_MEMORY)).toBe(2);
+    expect(rig.fn.config.read(PCI_COMMAND, 2) & PCI_COMMAND_MEMORY).toBe(PCI_COMMAND_MEMORY);
+    expect(seen).toEqual([[PCI_COMMAND, 2, 0], [PCI_COMMAND, 2, PCI_COMMAND_MEMORY]]);
   });
 
   it('answers its own device feature and leaves unknown ones to vfio-pci-core', () => {

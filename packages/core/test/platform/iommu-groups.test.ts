@@ -131,6 +131,52 @@ describe('IOMMU groups', () => {
     });
   });
 
+  it('numbers groups in probe order: a bus behind a lower bridge first, whatever its number', () => {
+    // Bus 0x20 sits behind 00:01.0 and bus 0x0a behind 00:1c.0: the scan
+    // adds 20:00.0 before 0a:00.0, so its group gets the lower id.
+    const p = buildPlatform({
+      bridges: [
+        { bdf: '0000:00:01.0', kind: 'root-port', secondaryBus: 0x20, extendedCapabilities: { acs: true } },
+        { bdf: '0000:00:1c.0', kind: 'root-port', secondaryBus: 0x0a, extendedCapabilities: { acs: true } },
+      ],
+      devices: [
+        { bdf: '0000:0a:00.0', vendorId: 0x8086, deviceId: 0x1533 },
+        { bdf: '0000:20:00.0', vendorId: 0x8086, deviceId: 0x1533 },
+      ],
+    });
+    expect(groups(p)).toEqual({
+      0: ['0000:00:01.0'],
+      1: ['0000:00:1c.0'],
+      2: ['0000:20:00.0'],
+      3: ['0000:0a:00.0'],
+    });
+  });
+
+  it('numbers the groups of VFs present at boot after every other group, as SR-IOV is enabled after the IOMMU probe', () => {
+    const p = buildPlatform({
+      bridges: [
+        { bdf: '0000:00:02.0', kind: 'root-port', secondaryBus: 0x3b, extendedCapabilities: { acs: true } },
+        { bdf: '0000:00:03.0', kind: 'root-port', secondaryBus: 0x5e, extendedCapabilities: { acs: true } },
+      ],
+      devices: [
+        {
+          bdf: '0000:3b:00.0',
+          vendorId: 0x15b3,
+          deviceId: 0x1017,
+          extendedCapabilities: { sriov: { totalVfs: 2, numVfs: 1, vfOffset: 1, vfStride: 1, vfDeviceId: 0x1018 } },
+        },
+        { bdf: '0000:5e:00.0', vendorId: 0x8086, deviceId: 0x0a54 },
+      ],
+    });
+    expect(groups(p)).toEqual({
+      0: ['0000:00:02.0'],
+      1: ['0000:00:03.0'],
+      2: ['0000:3b:00.0'],
+      3: ['0000:5e:00.0'],
+      4: ['0000:3b:00.1'],
+    });
+  });
+
   it('numbers groups of VFs enabled later with the lowest free ids, and frees them with the VFs', () => {
     const p = buildPlatform(sriovPfTwoVfs);
     const pf = p.get('0000:3b:00.0');

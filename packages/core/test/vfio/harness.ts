@@ -9,6 +9,7 @@ import {
   createMockIommuDriver,
   physicalIommufdOps,
   type FileOperations,
+  type Frame,
   type IommuClientDevice,
   type IommufdAccessHandle,
   type IommufdAccessOps,
@@ -211,6 +212,19 @@ export class FakeIommufd implements IommufdKapi {
 
   accessDetach(access: IommufdAccessHandle): void {
     (access as FakeAccess).ioas = null;
+  }
+
+  accessPinPages(access: IommufdAccessHandle, iova: bigint, length: bigint): Frame[] {
+    this.calls.push(`access pin ${access.devId} 0x${iova.toString(16)}+0x${length.toString(16)}`);
+    return [];
+  }
+
+  accessUnpinPages(access: IommufdAccessHandle, iova: bigint, length: bigint): void {
+    this.calls.push(`access unpin ${access.devId} 0x${iova.toString(16)}+0x${length.toString(16)}`);
+  }
+
+  accessRw(access: IommufdAccessHandle, iova: bigint, data: Uint8Array, write: boolean): void {
+    this.calls.push(`access ${write ? 'write' : 'read'} ${access.devId} 0x${iova.toString(16)}+${data.length}`);
   }
 }
 

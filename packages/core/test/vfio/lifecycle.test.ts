@@ -13,6 +13,7 @@ import {
   VFIO_UNREGISTER_REQUEST_INTERVAL_NS,
   VfioDevice,
   emulatedIommufdOps,
+  type AuxiliaryDevice,
   vfio_device_bind_iommufd,
   vfio_group_status,
   type Process,
@@ -143,6 +144,67 @@ describe('device registration', () => {
     const vdevs = [...driver.devices.values()];
     expect(vdevs.map((d) => d.group!.name)).toEqual(['1', '3']);
     expect(vdevs.map((d) => d.group!.type)).toEqual(['emulated', 'emulated']);
+  });
+});
+
+describe('auxiliary devices', () => {
+  it('lets a vfio driver on the auxiliary bus register a parent driver\'s auxiliary device, and the parent\'s removal waits for its user', async () => {
+    const host = makeHost();
+    const children: AuxiliaryDevice[] = [];
+    host.drivers.registerPciDriver({
+      name: 'mlx5_core',
+      idTable: [{ vendor: 0x15b3 }],
+      probe(dev) {
+        children.push(host.drivers.addAuxiliaryDevice(dev, 'mlx5_core', 'sf', 1));
+      },
+      async remove() {
+        for (const child of children.splice(0)) await host.drivers.removeDevice(child);
+      },
+    });
+    const events: string[] = [];
+    let vdev: VfioDevice | null = null;
+    const ops = {
+      name: 'mlx5-vfio-sf',
+      ...emulatedIommufdOps(host.vfio.iommufdGlue),
+      openDevice: () => void events.push('open'),
+      closeDevice: () => void events.push('close'),
+      request: (_vdev: VfioDevice, count: number) => void events.push(`request ${count}`),
+    };
+    host.drivers.registerAuxiliaryDriver(
+      {
+        name: 'sf',
+        driverManagedDma: true,
+        idTable: [{ name: 'mlx5_core.sf' }],
+        probe(adev) {
+          vdev = new VfioDevice(adev, ops);
+          host.vfio.registerEmulatedIommuDev(vdev);
+        },
+        remove: () => host.vfio.unregister(vdev!),
+      },
+      'mlx5_core',
+    );
+    const pf = host.addFunction('0000:03:00.0', 7, { vendorId: 0x15b3 });
+    expect(children.map((c) => host.drivers.driverName(c))).toEqual(['mlx5_core.sf']);
+    expect(vdev!.name).toBe('mlx5_core.sf.1');
+    expect(vdev!.group!.type).toBe('emulated');
+    expect(host.system.devfs.has(host.vfio.cdevPath(vdev!))).toBe(true);
+
+    const { proc, va } = spawnWithScratch(host.system);
+    const fd = proc.open(host.vfio.cdevPath(vdev!));
+    proc.mem.write(va, vfio_device_bind_iommufd.encodeNew({ argsz: 24, iommufd: proc.open('/dev/iommu') }));
+    expect(proc.ioctl(fd, VFIO_DEVICE_BIND_IOMMUFD, va)).toBe(0);
+    let removed = false;
+    const removing = host.drivers.unbind(pf, 'mlx5_core').then(() => {
+      removed = true;
+    });
+    await settle();
+    expect(removed).toBe(false);
+    expect(events).toEqual(['open', 'request 0']);
+    proc.close(fd);
+    await removing;
+    expect(events.at(-1)).toBe('close');
+    expect(host.vfio.devices).toEqual([]);
+    expect(host.drivers.findDevice('auxiliary', 'mlx5_core.sf.1')).toBeUndefined();
   });
 });
 

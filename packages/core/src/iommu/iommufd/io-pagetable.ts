@@ -1,5 +1,6 @@
 import { SimError } from '../../errors/index.js';
-import { IOMMU_WRITE, type IommuDomain, type IommuIotlbGather } from '../iommu-driver.js';
+import type { Frame } from '../../os/index.js';
+import { IOMMU_READ, IOMMU_WRITE, type IommuDomain, type IommuIotlbGather } from '../iommu-driver.js';
 import { iommuMap, iommuUnmap } from '../iommu-map.js';
 import { intersects, spans, type IovaRange } from './interval-spans.js';
 import type { IoptPages } from './iopt-pages.js';
@@ -25,6 +26,10 @@ interface ReservedRange extends IovaRange {
  */
 export class IoptArea implements IovaRange {
   filled = false;
+  /** Page ranges in-kernel accesses hold in this area (iopt_area::num_accesses). */
+  numAccesses = 0;
+  /** Set while an unmap waits for the accesses to let go: no new access may start. */
+  preventAccess = false;
 
   constructor(
     readonly start: bigint,
@@ -63,6 +68,18 @@ export interface UnmapResult {
   readonly error: SimError | null;
 }
 
+/** An in-kernel access as the table sees it: the driver op that must drop its pins in a range (iommufd_access_ops::unmap). */
+export interface IoptAccessClient {
+  readonly ops: { unmap(iova: bigint, length: bigint): void };
+}
+
+/**
+ * How often an unmap tells the accesses to let go of one area before it
+ * gives up with EDEADLOCK: a driver that keeps its pins is a kernel bug
+ * (iopt_unmap_iova_range() WARNs after 100 tries).
+ */
+const UNMAP_ACCESS_TRIES = 100;
+
 /** iommu_iotlb_gather_add_range(). */
 export function widen(gather: IommuIotlbGather, iova: bigint, length: bigint): void {
   const end = iova + length - 1n;
@@ -87,8 +104,8 @@ export class IoPagetable {
   #allowed: IovaRange[] = [];
   readonly #reserved: ReservedRange[] = [];
   readonly #domains: IommuDomain[] = [];
-  /** The IOVA alignment each attached in-kernel access needs (iopt::access_list). */
-  readonly #accessAlignments = new Map<object, bigint>();
+  /** The in-kernel accesses attached (iopt::access_list), with the IOVA alignment each needs. */
+  readonly #accessAlignments = new Map<IoptAccessClient, bigint>();
   #disableLargePages = false;
   /** Starts at 1: a table without domains is a software table with no alignment rule. */
   #iovaAlignment = 1n;
@@ -261,8 +278,9 @@ export class IoPagetable {
     return this.unmapRange(iova, last);
   }
 
-  unmapAll(): bigint {
-    return this.unmapRange(0n, ULONG_MAX).unmapped;
+  /** iopt_unmap_all(): every area; only accesses that keep their pins can stop it. */
+  unmapAll(): UnmapResult {
+    return this.unmapRange(0n, ULONG_MAX);
   }
 
   /**
@@ -273,6 +291,8 @@ export class IoPagetable {
   unmapRange(start: bigint, last: bigint): UnmapResult {
     let unmapped = 0n;
     let from = start;
+    let tries = 0;
+    let triedArea: IoptArea | null = null;
     for (;;) {
       const area = this.#areas.find((a) => intersects(a, from, last));
       if (!area) return { unmapped, error: null };
@@ -281,6 +301,20 @@ export class IoPagetable {
           unmapped,
           error: new SimError('NOT_FOUND', `area [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] is not wholly inside the range`),
         };
+      }
+      if (area !== triedArea) tries = 0;
+      if (area.numAccesses > 0) {
+        // Drivers that pinned pages here are told to unpin; the area is looked at again afterwards.
+        area.preventAccess = true;
+        triedArea = area;
+        for (const access of [...this.#accessAlignments.keys()]) access.ops.unmap(area.start, area.length);
+        if (++tries > UNMAP_ACCESS_TRIES) {
+          return {
+            unmapped,
+            error: new SimError('ACCESS_UNMAP_DEADLOCK', `accesses keep pages of [0x${area.start.toString(16)}, 0x${area.last.toString(16)}] pinned`),
+          };
+        }
+        continue;
       }
       this.#removeArea(area);
       unmapped += area.length;
@@ -442,7 +476,7 @@ export class IoPagetable {
   // ------------------------------------------------------------ in-kernel accesses
 
   /** iopt_add_access(): an access raises the alignment to what it needs; EADDRINUSE if existing areas do not meet it. */
-  addAccess(access: object, alignment: bigint): void {
+  addAccess(access: IoptAccessClient, alignment: bigint): void {
     this.#accessAlignments.set(access, alignment);
     try {
       this.#recalculateAlignment();
@@ -452,9 +486,95 @@ export class IoPagetable {
     }
   }
 
-  removeAccess(access: object): void {
+  removeAccess(access: IoptAccessClient): void {
     this.#accessAlignments.delete(access);
     this.#recalculateAlignment();
+  }
+
+  /**
+   * The areas that cover [iova, last] without a hole, each with the part of
+   * it inside the range (iopt_for_each_contig_area); null when the range has
+   * a hole.
+   */
+  #contig(iova: bigint, last: bigint): { area: IoptArea; start: bigint; last: bigint }[] | null {
+    const out = this.contiguousAreas(iova, last);
+    return out.length > 0 && out[out.length - 1]!.last === last ? out : null;
+  }
+
+  /**
+   * The pinning half of iommufd_access_pin_pages(): every area over
+   * [iova, last] gives its pages, all or nothing. Each area must start the
+   * range on a page boundary and, unless it is the last, end it on one
+   * (EINVAL, as for an area an unmap is taking away); it must allow the
+   * access (EPERM). A hole anywhere is ENOENT. Returns the frames in IOVA
+   * order, one per page.
+   */
+  accessPin(iova: bigint, last: bigint, write: boolean): Frame[] {
+    const walk = this.contiguousAreas(iova, last);
+    const done: { area: IoptArea; first: number; last: number }[] = [];
+    const frames: Frame[] = [];
+    try {
+      for (const part of walk) {
+        const { area } = part;
+        const endsRange = part.last === last;
+        if (area.preventAccess || area.startByteAt(part.start) % PAGE_SIZE !== 0n
+          || (!endsRange && area.startByteAt(area.last) % PAGE_SIZE !== PAGE_SIZE - 1n)) {
+          throw new SimError('INVALID_ARGUMENT', `the access at 0x${part.start.toString(16)} is not page aligned or the area is going away`);
+        }
+        if (!(area.iommuProt & (write ? IOMMU_WRITE : IOMMU_READ))) {
+          throw new SimError('NOT_PERMITTED', `the area at 0x${area.start.toString(16)} does not allow a ${write ? 'write' : 'read'}`);
+        }
+        const first = Number(area.startByteAt(part.start) / PAGE_SIZE);
+        const lastIndex = Number(area.startByteAt(part.last) / PAGE_SIZE);
+        frames.push(...area.pages.addAccess(first, lastIndex, write));
+        area.numAccesses++;
+        done.push({ area, first, last: lastIndex });
+      }
+      if (walk.length === 0 || walk[walk.length - 1]!.last !== last) {
+        throw new SimError('NOT_FOUND', `IOVA range up to 0x${last.toString(16)} is not mapped end to end`);
+      }
+    } catch (error) {
+      for (const d of done) {
+        d.area.pages.removeAccess(d.first, d.last);
+        d.area.numAccesses--;
+      }
+      throw error;
+    }
+    return frames;
+  }
+
+  /** The unpinning half of iommufd_access_unpin_pages(): the range must be one accessPin took (a driver bug otherwise). */
+  accessUnpin(iova: bigint, last: bigint): void {
+    const walk = this.#contig(iova, last);
+    if (!walk) throw new Error(`io_pagetable: unpin of [0x${iova.toString(16)}, 0x${last.toString(16)}], which is not mapped`);
+    for (const part of walk) {
+      part.area.pages.removeAccess(Number(part.area.startByteAt(part.start) / PAGE_SIZE), Number(part.area.startByteAt(part.last) / PAGE_SIZE));
+      part.area.numAccesses--;
+    }
+  }
+
+  /**
+   * The copy of iommufd_access_rw(): area by area, each must not be going
+   * away (EINVAL) and must allow the access (EPERM); bytes already copied
+   * stay copied when a later area refuses or a hole (ENOENT) ends the range.
+   */
+  accessRw(iova: bigint, data: Uint8Array, write: boolean): void {
+    const last = iova + BigInt(data.length) - 1n;
+    let done = 0;
+    const walk = this.contiguousAreas(iova, last);
+    for (const part of walk) {
+      const { area } = part;
+      if (area.preventAccess) throw new SimError('INVALID_ARGUMENT', `the area at 0x${area.start.toString(16)} is going away`);
+      if (!(area.iommuProt & (write ? IOMMU_WRITE : IOMMU_READ))) {
+        throw new SimError('NOT_PERMITTED', `the area at 0x${area.start.toString(16)} does not allow a ${write ? 'write' : 'read'}`);
+      }
+      const count = Number(part.last - part.start + 1n);
+      area.pages.rw(area.startByteAt(part.start), data.subarray(done, done + count), write);
+      done += count;
+    }
+    if (walk.length === 0 || walk[walk.length - 1]!.last !== last) {
+      throw new SimError('NOT_FOUND', `IOVA range up to 0x${last.toString(16)} is not mapped end to end`);
+    }
   }
 
   // ------------------------------------------------------------ VFIO type1 hole punching
@@ -473,11 +593,14 @@ export class IoPagetable {
   /** iopt_area_split(): both halves share the pages; refused where a domain may have used a huge page. */
   #splitArea(area: IoptArea, iova: bigint): void {
     if (iova === area.start || iova === area.last) return;
+    if (area.preventAccess) throw new SimError('BUSY', `area at 0x${area.start.toString(16)} is being unmapped`);
     const newStart = iova + 1n;
     const mask = this.#iovaAlignment - 1n;
     if ((newStart & mask) || (area.startByteAt(newStart) & mask)) {
       throw new SimError('INVALID_ARGUMENT', `cannot split at 0x${iova.toString(16)}: not aligned to ${this.#iovaAlignment}`);
     }
+    // The pages' access ranges could not be told apart between the halves.
+    if (area.numAccesses > 0) throw new SimError('INVALID_ARGUMENT', 'cannot split an area in-kernel accesses hold pages of');
     if (area.filled && !this.#disableLargePages) {
       throw new SimError('INVALID_ARGUMENT', 'cannot split an area a domain may have mapped with huge pages');
     }

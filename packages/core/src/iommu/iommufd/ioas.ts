@@ -42,6 +42,7 @@ export class IommufdIoas extends IommufdObject {
   readonly hwptList: HwptPaging[] = [];
 
   destroy(): void {
+    // The kernel WARNs if this fails: no access can be attached to an IOAS being destroyed.
     this.iopt.unmapAll();
   }
 }
@@ -217,7 +218,9 @@ export function ioasUnmap(u: IommufdUcmd, cmd: iommu_ioas_unmap, call: StructIoc
   const ioas = u.ictx.objects.get<IommufdIoas>(cmd.ioas_id, 'ioas');
   let unmapped: bigint;
   if (cmd.iova === 0n && cmd.length === U64_MAX) {
-    unmapped = ioas.iopt.unmapAll();
+    const result = ioas.iopt.unmapAll();
+    if (result.error) throw result.error;
+    unmapped = result.unmapped;
   } else {
     if (cmd.iova >= ULONG_MAX || cmd.length >= ULONG_MAX) throw new SimError('OVERFLOW', 'iova or length does not fit an unsigned long');
     const result = ioas.iopt.unmapIova(cmd.iova, cmd.length);

@@ -35,7 +35,7 @@ import {
   type StructIoctlCall,
   type StructIoctlHandler,
 } from '../../uapi/index.js';
-import { getHwInfo, IommufdGroup } from './device.js';
+import { getHwInfo, IommufdDevice, IommufdGroup } from './device.js';
 import { hwptAlloc, hwptGetDirtyBitmap, hwptInvalidate, hwptSetDirtyTracking } from './hw-pagetable.js';
 import {
   IommufdIoas,
@@ -126,7 +126,7 @@ export class IommufdCtx {
 
   /** Whether a device of this IOMMU group is bound here (iommufd_ctx_has_group). */
   hasGroup(groupId: number): boolean {
-    return this.objects.live().some((object) => object.type === 'device' && (object as unknown as { igroup: IommufdGroup }).igroup.groupId === groupId);
+    return this.objects.live().some((object) => object instanceof IommufdDevice && object.igroup.groupId === groupId);
   }
 
   ioctl(proc: Process, request: number, argp: bigint): number {

@@ -1,11 +1,13 @@
 import { inject, injectable } from 'tsyringe';
-import { OpenFile, type System } from '../../os/index.js';
+import { OpenFile, type Frame, type System } from '../../os/index.js';
 import { IOMMU_CORE, SYSTEM } from '../../tokens.js';
 import type { IommufdAccessHandle, IommufdAccessOps, IommufdDeviceHandle, IommufdKapi } from '../../vfio/iommufd-kapi.js';
 import type { IommufdCtxHandle } from '../../vfio/vfio-device-ops.js';
 import type { IommuCore } from '../iommu-core.js';
 import { IOMMU_NO_PASID, type IommuClientDevice } from '../iommu-driver.js';
-import { accessAttach, accessCreate, accessDestroy, accessDetach, accessReplace, IommufdAccess } from './access.js';
+import {
+  accessAttach, accessCreate, accessDestroy, accessDetach, accessPinPages, accessReplace, accessRw, accessUnpinPages, IommufdAccess,
+} from './access.js';
 import { deviceAttach, deviceBind, deviceDetach, deviceReplace, deviceUnbind, IommufdDevice } from './device.js';
 import { IommufdCtx, iommufdFileOps } from './iommufd-ctx.js';
 import { compatIoasCreate, compatSetNoIommu, getCompatIoas } from './vfio-compat.js';
@@ -125,5 +127,17 @@ export class Iommufd implements IommufdKapi {
 
   accessDetach(access: IommufdAccessHandle): void {
     accessDetach(accessOf(access));
+  }
+
+  accessPinPages(access: IommufdAccessHandle, iova: bigint, length: bigint, write: boolean): Frame[] {
+    return accessPinPages(accessOf(access), iova, length, write);
+  }
+
+  accessUnpinPages(access: IommufdAccessHandle, iova: bigint, length: bigint): void {
+    accessUnpinPages(accessOf(access), iova, length);
+  }
+
+  accessRw(access: IommufdAccessHandle, iova: bigint, data: Uint8Array, write: boolean): void {
+    accessRw(accessOf(access), iova, data, write);
   }
 }

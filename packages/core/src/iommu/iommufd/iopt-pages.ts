@@ -1,5 +1,10 @@
-/** A page pinned for DMA: its physical address, and the way to give the pin back. */
+import { SimError } from '../../errors/index.js';
+import type { Frame } from '../../os/index.js';
+import { PAGE_SIZE } from './limits.js';
+
+/** A page pinned for DMA: its frame and physical address, and the way to give the pin back. */
 export interface PinnedPage {
+  readonly frame: Frame;
   readonly pa: bigint;
   unpin(): void;
 }
@@ -41,6 +46,8 @@ interface PinSlot {
 export class IoptPages {
   #refs = 1;
   readonly #pins = new Map<number, PinSlot>();
+  /** In-kernel accesses holding page ranges (iopt_pages::access_itree), by "first:last", with their user counts. */
+  readonly #accesses = new Map<string, { users: number }>();
 
   constructor(
     readonly source: PageSource,
@@ -120,5 +127,70 @@ export class IoptPages {
     const slot = this.#pins.get(index);
     if (!slot) throw new Error(`iopt_pages: page ${index} is not pinned`);
     return slot.page.pa;
+  }
+
+  /**
+   * iopt_pages_add_access(): an in-kernel access takes pages [first, last]
+   * and gets their frames. The same range taken again only counts one more
+   * user; a new range holds its pages like a domain does (pinning the ones
+   * no one holds yet), so they stay pinned whatever the domains do. EPERM
+   * for a write access to memory that was mapped read-only.
+   */
+  addAccess(first: number, last: number, write: boolean): Frame[] {
+    if (write && !this.writable) throw new SimError('NOT_PERMITTED', 'a write access to pages mapped read-only');
+    const key = `${first}:${last}`;
+    const existing = this.#accesses.get(key);
+    if (existing) {
+      existing.users++;
+    } else {
+      this.acquire(first, last);
+      this.#accesses.set(key, { users: 1 });
+    }
+    const frames: Frame[] = [];
+    for (let index = first; index <= last; index++) frames.push(this.#pins.get(index)!.page.frame);
+    return frames;
+  }
+
+  /**
+   * iopt_pages_remove_access(): undoes addAccess for exactly the same range
+   * (the kernel WARNs at any other range, a driver bug); the last user of a
+   * range lets go of its pages.
+   */
+  removeAccess(first: number, last: number): void {
+    const key = `${first}:${last}`;
+    const access = this.#accesses.get(key);
+    if (!access) throw new Error(`iopt_pages: no access holds pages ${first}..${last}`);
+    if (--access.users !== 0) return;
+    this.#accesses.delete(key);
+    this.release(first, last);
+  }
+
+  /**
+   * iopt_pages_rw_access(): the CPU copies to or from the memory behind
+   * bytes [startByte, startByte + data.length) of the pages. A page someone
+   * holds is reached through its pinned frame; any other is pinned from the
+   * source for the copy and let go again (the kernel's copy through the
+   * source mm or its slow path, which reach the same pages). EPERM for a
+   * write to memory mapped read-only; a source that cannot supply a page
+   * answers with its own error (EFAULT for user memory that is gone).
+   */
+  rw(startByte: bigint, data: Uint8Array, write: boolean): void {
+    if (write && !this.writable) throw new SimError('NOT_PERMITTED', 'a write to pages mapped read-only');
+    let done = 0;
+    while (done < data.length) {
+      const byte = startByte + BigInt(done);
+      const index = Number(byte / PAGE_SIZE);
+      const offset = Number(byte % PAGE_SIZE);
+      const count = Math.min(data.length - done, Number(PAGE_SIZE) - offset);
+      const held = this.#pins.get(index);
+      const page = held ? held.page : this.source.pin(index, 1, write)[0]!;
+      try {
+        if (write) page.frame.data.set(data.subarray(done, done + count), offset);
+        else data.set(page.frame.data.subarray(offset, offset + count), done);
+      } finally {
+        if (!held) page.unpin();
+      }
+      done += count;
+    }
   }
 }

@@ -17,6 +17,7 @@ export function userPageSource(mm: AddressSpace, base: bigint): PageSource {
     pin(index: number, npages: number, write: boolean): PinnedPage[] {
       if (mm.released) throw new SimError('BAD_ADDRESS', 'the process that mapped these pages has exited');
       return mm.pinUserPages(base + BigInt(index) * PAGE_SIZE, npages, write).map((frame) => ({
+        frame,
         pa: frame.pa,
         unpin: () => frame.unpin(),
       }));
@@ -48,7 +49,7 @@ export function filePageSource(file: OpenFile, base: bigint): PageSource {
         for (let page = first; page <= last; page++) {
           const frame = object.fault(page);
           frame.pin();
-          pinned.push({ pa: frame.pa, unpin: () => frame.unpin() });
+          pinned.push({ frame, pa: frame.pa, unpin: () => frame.unpin() });
         }
       } catch (error) {
         for (const page of pinned) page.unpin();

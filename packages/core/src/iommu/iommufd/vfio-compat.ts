@@ -140,7 +140,9 @@ function unmapDma(ictx: IommufdCtx, mem: UserMemory, argp: bigint): number {
   let failure: SimError | null = null;
   if (unmap.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
     if (unmap.iova !== 0n || unmap.size !== 0n) throw new SimError('INVALID_ARGUMENT', 'VFIO_DMA_UNMAP_FLAG_ALL with a range');
-    unmapped = ioas.iopt.unmapAll();
+    const result = ioas.iopt.unmapAll();
+    unmapped = result.unmapped;
+    failure = result.error;
   } else {
     if (ioas.iopt.largePagesDisabled) {
       const last = BigInt.asUintN(64, unmap.iova + unmap.size - 1n);
@@ -170,6 +172,12 @@ function pageSizes(ioas: IommufdIoas): bigint {
  * 8-byte aligned. A short argsz gets the fixed part and the caps that fit,
  * and argsz comes back as the size needed for all of them. Unlike type1 no
  * MIGRATION capability is reported: iommufd has no type1 dirty tracking.
+ *
+ * This is not vfio_info_cap_add's all-or-nothing chain (CapChain): iommufd
+ * writes each capability, and each IOVA range of the last one, straight to
+ * the user buffer when it fits, links a capability to the next only when
+ * argsz reaches it, and never writes the padding between capabilities. A
+ * short argsz therefore still gets the capabilities that fit.
  */
 function iommuGetInfo(ictx: IommufdCtx, mem: UserMemory, argp: bigint): number {
   const { value: info, userSize: argsz } = readVfioArgsz(mem, argp, vfio_iommu_type1_info, 16);

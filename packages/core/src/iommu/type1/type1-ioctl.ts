@@ -32,7 +32,7 @@ import {
   writeBack,
   type UserMemory,
 } from '../../uapi/index.js';
-import { CapChain } from './cap-chain.js';
+import { CapChain } from '../../vfio/cap-chain.js';
 import { verifyBitmapSize } from './dirty-bitmap.js';
 import { DIRTY_BITMAP_SIZE_MAX, U64_MAX, accessOk, ffs64, shiftRight } from './type1-limits.js';
 import type { UserDirtyBitmap, VfioIommuType1 } from './vfio-iommu-type1.js';

@@ -12,6 +12,7 @@ import {
   PCI_CAP_ID_PM,
   PCI_CAP_ID_VNDR,
   PCI_CAP_LIST_NEXT,
+  PCI_CAP_PCIX_SIZEOF_V2,
   PCI_ERR_CAP,
   PCI_ERR_CAP_ECRC_CHKE,
   PCI_ERR_CAP_ECRC_GENE,
@@ -57,7 +58,9 @@ import {
   PCI_EXP_DEVCTL_READRQ,
   PCI_EXT_CAP_ID_DVSEC,
   PCI_EXT_CAP_ID_ERR,
+  PCI_EXT_CAP_ID_PWR,
   PCI_EXT_CAP_ID_VNDR,
+  PCI_EXT_CAP_PWR_SIZEOF,
   PCI_PM_CAP_PME_MASK,
   PCI_PM_CTRL,
   PCI_PM_CTRL_PME_ENABLE,
@@ -65,12 +68,14 @@ import {
   PCI_PM_CTRL_STATE_MASK,
   PCI_PM_PMC,
   PCI_PM_SIZEOF,
+  PCI_PWR_DATA,
+  PCI_X_CMD,
+  PCI_X_ECC_CSR,
 } from '../../platform/pci-regs.js';
 import { vfioPciSetPowerState } from '../power.js';
 import { vfioPciTryResetFunction } from '../reset.js';
 import type { VfioPciCoreDevice } from '../vfio-pci-core-device.js';
 import { defaultRead, defaultWrite, directRead, physRead, physWrite, rawWrite, shadowRead, shadowWrite } from './access.js';
-import { PCI_EXT_CAP_ID_PWR, PCI_PWR_DATA } from './cap-lengths.js';
 import { ALL_VIRT, ALL_WRITE, NO_VIRT, NO_WRITE, PermBits } from './perm-bits.js';
 
 /*
@@ -79,10 +84,6 @@ import { ALL_VIRT, ALL_WRITE, NO_VIRT, NO_WRITE, PermBits } from './perm-bits.js
  * and *_config_write). Every capability keeps its next pointer virtual so
  * hidden capabilities can be unlinked.
  */
-
-const PCI_X_CMD = 2;
-const PCI_X_ECC_CSR = 8;
-const PCI_CAP_PCIX_SIZEOF_V2 = 24;
 
 /**
  * The PowerState bits are not writable: vfio carries out the transition
@@ -199,7 +200,7 @@ function aerPerms(): PermBits {
 
 /** Power Budgeting: the data selector may be written; the data stays read-only. */
 function pwrPerms(): PermBits {
-  return new PermBits(16, defaultRead, defaultWrite).dword(0, ALL_VIRT, NO_WRITE).byte(PCI_PWR_DATA, NO_VIRT, 0xff);
+  return new PermBits(PCI_EXT_CAP_PWR_SIZEOF, defaultRead, defaultWrite).dword(0, ALL_VIRT, NO_WRITE).byte(PCI_PWR_DATA, NO_VIRT, 0xff);
 }
 
 /** Read-only, straight from the function but for the chain bytes: every capability without its own table. */

@@ -1,8 +1,8 @@
 import { SimError } from '../../errors/index.js';
-import { PCI_CFG_SPACE_SIZE } from '../../platform/pci-regs.js';
+import { PCI_CAP_ID_MAX, PCI_CAP_ID_MSI, PCI_CFG_SPACE_SIZE, PCI_EXT_CAP_ID_MAX } from '../../platform/pci-regs.js';
 import type { VfioPciCoreDevice } from '../vfio-pci-core-device.js';
 import { rawRead, rawWrite, virtRead, virtWrite } from './access.js';
-import { PCI_CAP_ID_BASIC, VFIO_PCI_CAP_ID_MAX, VFIO_PCI_EXT_CAP_ID_MAX } from './cap-lengths.js';
+import { PCI_CAP_ID_BASIC } from './cap-lengths.js';
 import { capPerms, directReadOnly, ecapPerms } from './capabilities.js';
 import { capRemainingDword, findCapStart, PCI_CAP_ID_FIRST_HIDDEN, PCI_CAP_ID_INVALID, PCI_CAP_ID_INVALID_VIRT } from './config-map.js';
 import { basicPerms } from './header.js';
@@ -24,11 +24,11 @@ function permsAt(vdev: VfioPciCoreDevice, pos: number): { perm: PermBits; capSta
   }
   if (capId === PCI_CAP_ID_FIRST_HIDDEN) return { perm: directReadOnly, capStart: PCI_CFG_SPACE_SIZE };
   if (pos >= PCI_CFG_SPACE_SIZE) {
-    const perm = capId > VFIO_PCI_EXT_CAP_ID_MAX ? directReadOnly : (ecapPerms.get(capId) ?? directReadOnly);
+    const perm = capId > PCI_EXT_CAP_ID_MAX ? directReadOnly : (ecapPerms.get(capId) ?? directReadOnly);
     return { perm, capStart: findCapStart(vdev, pos) };
   }
   if (capId === PCI_CAP_ID_BASIC) return { perm: headerPerms, capStart: 0 };
-  const perm = capId === 0x05 ? vdev.msiPerm! : capId > VFIO_PCI_CAP_ID_MAX ? directReadOnly : (capPerms.get(capId) ?? directReadOnly);
+  const perm = capId === PCI_CAP_ID_MSI ? vdev.msiPerm! : capId > PCI_CAP_ID_MAX ? directReadOnly : (capPerms.get(capId) ?? directReadOnly);
   return { perm, capStart: findCapStart(vdev, pos) };
 }
 

@@ -1,23 +1,15 @@
+import { msiRegisters } from '../../platform/capabilities/msi.js';
 import {
   PCI_CAP_LIST_NEXT,
   PCI_MSI_ADDRESS_HI,
   PCI_MSI_ADDRESS_LO,
-  PCI_MSI_DATA_32,
-  PCI_MSI_DATA_64,
   PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT,
   PCI_MSI_FLAGS_ENABLE,
-  PCI_MSI_FLAGS_MASKBIT,
   PCI_MSI_FLAGS_QSIZE,
-  PCI_MSI_MASK_32,
-  PCI_MSI_MASK_64,
-  PCI_MSI_PENDING_32,
-  PCI_MSI_PENDING_64,
 } from '../../platform/pci-regs.js';
 import { VFIO_PCI_MSI_IRQ_INDEX } from '../../uapi/index.js';
 import type { VfioPciCoreDevice } from '../vfio-pci-core-device.js';
 import { defaultRead, defaultWrite, physWrite, shadowRead, shadowWrite } from './access.js';
-import { msiCapLength } from './cap-lengths.js';
 import { ALL_VIRT, ALL_WRITE, NO_VIRT, NO_WRITE, PermBits } from './perm-bits.js';
 import { findCapStart } from './config-map.js';
 
@@ -56,17 +48,13 @@ function msiWrite(vdev: VfioPciCoreDevice, pos: number, count: number, perm: Per
  * bits go to the function.
  */
 export function msiPerms(flags: number): PermBits {
-  const perm = new PermBits(msiCapLength(flags), defaultRead, msiWrite)
+  const regs = msiRegisters(flags);
+  const perm = new PermBits(regs.length, defaultRead, msiWrite)
     .byte(PCI_CAP_LIST_NEXT, 0xff, NO_WRITE)
     .byte(PCI_MSI_FLAGS, 0xff, 0xff)
     .dword(PCI_MSI_ADDRESS_LO, ALL_VIRT, ALL_WRITE);
-  const maskbit = (flags & PCI_MSI_FLAGS_MASKBIT) !== 0;
-  if (flags & PCI_MSI_FLAGS_64BIT) {
-    perm.dword(PCI_MSI_ADDRESS_HI, ALL_VIRT, ALL_WRITE).word(PCI_MSI_DATA_64, 0xffff, 0xffff);
-    if (maskbit) perm.dword(PCI_MSI_MASK_64, NO_VIRT, ALL_WRITE).dword(PCI_MSI_PENDING_64, NO_VIRT, ALL_WRITE);
-  } else {
-    perm.word(PCI_MSI_DATA_32, 0xffff, 0xffff);
-    if (maskbit) perm.dword(PCI_MSI_MASK_32, NO_VIRT, ALL_WRITE).dword(PCI_MSI_PENDING_32, NO_VIRT, ALL_WRITE);
-  }
+  if (regs.address64) perm.dword(PCI_MSI_ADDRESS_HI, ALL_VIRT, ALL_WRITE);
+  perm.word(regs.data, 0xffff, 0xffff);
+  if (regs.mask !== null && regs.pending !== null) perm.dword(regs.mask, NO_VIRT, ALL_WRITE).dword(regs.pending, NO_VIRT, ALL_WRITE);
   return perm;
 }

@@ -1,5 +1,4 @@
 import { SimError } from '../../errors/index.js';
-import type { IommuCore } from '../../iommu/iommu-core.js';
 import type { PciFunction } from '../../platform/pci-function.js';
 import { hotResetScope } from '../../platform/reset-scope.js';
 import type { DevSet } from '../../vfio/dev-set.js';
@@ -39,15 +38,6 @@ export function vfioPciDevSetResettable(set: DevSet): VfioPciCoreDevice | null {
 }
 
 /**
- * A reset drops whatever translations the function's ATC held: its
- * device TLB in the IOMMU layer is empty afterwards, as after an ATS
- * invalidation of everything.
- */
-function dropDeviceTlb(iommu: IommuCore, fn: PciFunction): void {
-  iommu.iommuFor(fn)?.deviceTlb(fn)?.invalidateAll();
-}
-
-/**
  * vfio_pci_dev_set_pm_runtime_get: every device of the set is resumed for
  * the reset. One waiting in a user-requested low-power state with a wakeup
  * eventfd is woken and its user told; one idle in D3hot (closed, runtime
@@ -76,7 +66,6 @@ function vfioPciDevSetPmRuntimePut(idle: readonly VfioPciCoreDevice[]): void {
 function resetSet(set: DevSet, first: VfioPciCoreDevice, cause: ResetContext['cause']): ResetContext[] {
   const contexts = new Map<PciFunction, ResetContext>();
   for (const vdev of coreDevices(set)) contexts.set(vdev.pdev, { vdev, cause, method: null });
-  const iommu = first.vfio!.iommu;
   const method = hotResetScope(first.pdev)!.kind;
   pciResetBusWithState(first.pdev, {
     resetPrepare(fn) {
@@ -84,7 +73,6 @@ function resetSet(set: DevSet, first: VfioPciCoreDevice, cause: ResetContext['ca
       ctx?.vdev.hooks.beforeReset.call(ctx);
     },
     resetDone(fn) {
-      dropDeviceTlb(iommu, fn);
       const ctx = contexts.get(fn);
       if (!ctx) return;
       ctx.method = method;

@@ -1,5 +1,7 @@
 import { SimError } from '../../errors/index.js';
 import { findCapability } from '../../platform/capabilities/layout.js';
+import { msiRegisters } from '../../platform/capabilities/msi.js';
+import { pciIntxAsserted, pciOnInterrupt, type MsiMessage } from '../../platform/interrupts.js';
 import type { PciFunction } from '../../platform/pci-function.js';
 import {
   PCI_CAP_ID_MSI,
@@ -20,30 +22,22 @@ import {
   PCI_MSIX_TABLE_OFFSET,
   PCI_MSI_ADDRESS_HI,
   PCI_MSI_ADDRESS_LO,
-  PCI_MSI_DATA_32,
-  PCI_MSI_DATA_64,
   PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT,
   PCI_MSI_FLAGS_ENABLE,
-  PCI_MSI_FLAGS_MASKBIT,
   PCI_MSI_FLAGS_QMASK,
   PCI_MSI_FLAGS_QSIZE,
-  PCI_MSI_MASK_32,
-  PCI_MSI_MASK_64,
   PCI_STATUS,
   PCI_STATUS_INTERRUPT,
 } from '../../platform/pci-regs.js';
 
 /*
- * The host's interrupt plumbing for one PCI function, both halves:
- *
- *  - the kernel's PCI/MSI and genirq side, as vfio-pci uses it
- *    (pci_alloc_irq_vectors, request_irq, pci_intx, pci_check_and_mask_intx),
- *    which programs the function's MSI capability or MSI-X table with
- *    host messages and masks and unmasks vectors;
- *  - what the function does when its device logic raises an interrupt:
- *    a masked MSI-X vector latches its pending bit, an unmasked one sends
- *    its message, INTx follows the Interrupt Status bit and DisINTx.
+ * The host kernel's interrupt plumbing for one PCI function, as vfio-pci
+ * uses it: the PCI/MSI and genirq side (pci_alloc_irq_vectors,
+ * request_irq, pci_intx, pci_check_and_mask_intx, pci_restore_msi_state),
+ * which programs the function's MSI capability or MSI-X table with host
+ * messages and masks and unmasks vectors, and the interrupt controller
+ * that receives what the function sends (platform/interrupts.ts) and runs
+ * the handler of the vector or line.
  *
  * Messages go to the x86 local APIC window; with interrupt remapping the
  * host identifies the source function, so delivery looks the handler up by
@@ -59,6 +53,12 @@ const MSI_DATA_BASE = 0x40;
 /** Message data of MSI-X entry 0; each entry gets its own. */
 const MSIX_DATA_BASE = 0x100;
 
+/**
+ * What the host keeps per function (the MSI descriptors and the INTx
+ * line). A vector's mask follows its handler: request_irq unmasks it and
+ * free_irq masks it again, so the handlers are also the descriptors' copy
+ * of the masks that pci_restore_msi_state writes back.
+ */
 interface FunctionIrqs {
   mode: 'none' | 'msi' | 'msix';
   /** Vectors allocated (for MSI-X: entries with a host message). */
@@ -74,8 +74,10 @@ const irqState = new WeakMap<PciFunction, FunctionIrqs>();
 function irqsOf(fn: PciFunction): FunctionIrqs {
   let state = irqState.get(fn);
   if (!state) {
-    state = { mode: 'none', vectors: new Set(), handlers: new Map(), intx: null, intxDisabled: false };
-    irqState.set(fn, state);
+    const created: FunctionIrqs = { mode: 'none', vectors: new Set(), handlers: new Map(), intx: null, intxDisabled: false };
+    pciOnInterrupt(fn, { msi: (message) => handleMsi(created, message), intx: () => evaluateIntx(fn) });
+    irqState.set(fn, created);
+    state = created;
   }
   return state;
 }
@@ -112,6 +114,32 @@ function setMsixEntryMask(fn: PciFunction, layout: MsixLayout, vector: number, m
   fn.writeBar(layout.bar, entryAt(layout, vector, PCI_MSIX_ENTRY_VECTOR_CTRL), 4, masked ? 1n : 0n);
 }
 
+// ------------------------------------------------------------------ MSI capability access
+
+/**
+ * __pci_write_msi_msg for MSI: Multiple Message Enable for `count`
+ * vectors (rounded up to a power of two), then the host message.
+ */
+function writeMsiMessage(fn: PciFunction, cap: number, count: number): void {
+  const flags = fn.config.read(cap + PCI_MSI_FLAGS, 2);
+  fn.config.write(cap + PCI_MSI_FLAGS, 2, (flags & ~PCI_MSI_FLAGS_QSIZE) | (Math.ceil(Math.log2(count)) << 4));
+  const regs = msiRegisters(flags);
+  fn.config.write(cap + PCI_MSI_ADDRESS_LO, 4, MSI_ADDRESS);
+  if (regs.address64) fn.config.write(cap + PCI_MSI_ADDRESS_HI, 4, 0);
+  fn.config.write(cap + regs.data, 2, MSI_DATA_BASE);
+}
+
+/** pci_msi_update_mask: the Mask Bits register, when the function has per-vector masking. */
+function writeMsiMask(fn: PciFunction, cap: number, mask: number): void {
+  const at = msiRegisters(fn.config.read(cap + PCI_MSI_FLAGS, 2)).mask;
+  if (at !== null) fn.config.write(cap + at, 4, mask >>> 0);
+}
+
+function setMsiEnable(fn: PciFunction, cap: number, enable: boolean): void {
+  const flags = fn.config.read(cap + PCI_MSI_FLAGS, 2);
+  fn.config.write(cap + PCI_MSI_FLAGS, 2, enable ? flags | PCI_MSI_FLAGS_ENABLE : flags & ~PCI_MSI_FLAGS_ENABLE);
+}
+
 // ------------------------------------------------------------------ kernel side
 
 /** pci_msix_vec_count / pci_msi_vec_count: vectors the function supports, 0 without the capability. */
@@ -144,14 +172,9 @@ export function pciAllocIrqVectors(fn: PciFunction, nvec: number, kind: 'msi' | 
     fn.config.write(flagsAt, 2, fn.config.read(flagsAt, 2) & ~PCI_MSIX_FLAGS_MASKALL);
   } else {
     const cap = findCapability(fn.config, PCI_CAP_ID_MSI);
-    const flags = fn.config.read(cap + PCI_MSI_FLAGS, 2);
-    const is64 = (flags & PCI_MSI_FLAGS_64BIT) !== 0;
-    fn.config.write(cap + PCI_MSI_ADDRESS_LO, 4, MSI_ADDRESS);
-    if (is64) fn.config.write(cap + PCI_MSI_ADDRESS_HI, 4, 0);
-    fn.config.write(cap + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2, MSI_DATA_BASE);
-    if (flags & PCI_MSI_FLAGS_MASKBIT) fn.config.write(cap + (is64 ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32), 4, 0xffffffff);
-    const mme = Math.ceil(Math.log2(count));
-    fn.config.write(cap + PCI_MSI_FLAGS, 2, (flags & ~PCI_MSI_FLAGS_QSIZE) | (mme << 4) | PCI_MSI_FLAGS_ENABLE);
+    writeMsiMessage(fn, cap, count);
+    writeMsiMask(fn, cap, 0xffffffff);
+    setMsiEnable(fn, cap, true);
   }
   state.mode = kind;
   for (let v = 0; v < count; v++) state.vectors.add(v);
@@ -202,6 +225,41 @@ export function pciRewriteMsixMessage(fn: PciFunction, vector: number): void {
 }
 
 /**
+ * pci_restore_msi_state, as pci_restore_state calls it after the header:
+ * the host's MSI or MSI-X programming goes back from its own descriptors,
+ * the vectors it allocated, not from registers saved before the reset.
+ * MSI is disabled, its message and masks rewritten, and enabled again.
+ * MSI-X is enabled under Function Mask, each allocated vector's message and
+ * mask rewritten (the other entries keep their power-on state, masked),
+ * and Function Mask released. The table writes go through the BAR like the
+ * kernel's MMIO writes: whether they reach the function is up to the
+ * Command register the header restore put back; Memory Space is not
+ * turned on for them. Nothing happens while the host has no vectors.
+ */
+export function pciRestoreMsiState(fn: PciFunction): void {
+  const state = irqState.get(fn);
+  if (!state || state.mode === 'none') return;
+  if (state.mode === 'msi') {
+    const cap = findCapability(fn.config, PCI_CAP_ID_MSI);
+    setMsiEnable(fn, cap, false);
+    writeMsiMessage(fn, cap, state.vectors.size);
+    let mask = 0xffffffff;
+    for (const vector of state.handlers.keys()) mask &= ~(1 << vector);
+    writeMsiMask(fn, cap, mask);
+    setMsiEnable(fn, cap, true);
+    return;
+  }
+  const layout = msixLayout(fn)!;
+  const flagsAt = layout.cap + PCI_MSIX_FLAGS;
+  fn.config.write(flagsAt, 2, fn.config.read(flagsAt, 2) | PCI_MSIX_FLAGS_ENABLE | PCI_MSIX_FLAGS_MASKALL);
+  for (const vector of state.vectors) {
+    writeMsixEntry(fn, layout, vector, MSIX_DATA_BASE + vector);
+    setMsixEntryMask(fn, layout, vector, !state.handlers.has(vector));
+  }
+  fn.config.write(flagsAt, 2, fn.config.read(flagsAt, 2) & ~PCI_MSIX_FLAGS_MASKALL);
+}
+
+/**
  * request_irq on an MSI or MSI-X vector: the handler is installed and the
  * vector unmasked. An MSI-X vector whose pending bit was latched while
  * masked fires at once, as the function sends the message on unmask.
@@ -220,22 +278,17 @@ export function freeIrq(fn: PciFunction, vector: number): void {
   setVectorMask(fn, state, vector, true);
 }
 
+/** A masked MSI-X vector that fired while masked is sent by the function itself once unmasked. */
 function setVectorMask(fn: PciFunction, state: FunctionIrqs, vector: number, masked: boolean): void {
   if (state.mode === 'msix') {
-    const layout = msixLayout(fn)!;
-    setMsixEntryMask(fn, layout, vector, masked);
-    if (!masked && fn.msix?.isPending(vector)) {
-      fn.msix.setPending(vector, false);
-      deliverMsix(fn, vector);
-    }
+    setMsixEntryMask(fn, msixLayout(fn)!, vector, masked);
     return;
   }
   const cap = findCapability(fn.config, PCI_CAP_ID_MSI);
-  const flags = fn.config.read(cap + PCI_MSI_FLAGS, 2);
-  if (!(flags & PCI_MSI_FLAGS_MASKBIT)) return;
-  const at = cap + (flags & PCI_MSI_FLAGS_64BIT ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32);
-  const bits = fn.config.read(at, 4);
-  fn.config.write(at, 4, masked ? bits | (1 << vector) : bits & ~(1 << vector));
+  const at = msiRegisters(fn.config.read(cap + PCI_MSI_FLAGS, 2)).mask;
+  if (at === null) return;
+  const bits = fn.config.read(cap + at, 4);
+  writeMsiMask(fn, cap, masked ? bits | (1 << vector) : bits & ~(1 << vector));
 }
 
 /** request_irq on the INTx line. */
@@ -290,61 +343,17 @@ export function pciIntxMaskSupported(fn: PciFunction): boolean {
   return (toggled ^ orig) === PCI_COMMAND_INTX_DISABLE;
 }
 
-// ------------------------------------------------------------------ the function's side
+// ------------------------------------------------------------------ the interrupt controller
 
-function deliverMsix(fn: PciFunction, vector: number): void {
-  const entry = fn.msix!.entry(vector);
-  if (entry.address !== BigInt(MSI_ADDRESS)) return;
-  irqsOf(fn).handlers.get(entry.data - MSIX_DATA_BASE)?.();
-}
-
-/**
- * The function's device logic raises MSI or MSI-X vector `vector`. With
- * MSI-X enabled, a vector masked by its entry or by Function Mask latches
- * its pending bit; otherwise the entry's message is sent. With MSI enabled,
- * vectors beyond Multiple Message Enable are not sent and a per-vector mask
- * holds the vector back. Nothing happens with neither enabled.
- */
-export function pciSignalMsi(fn: PciFunction, vector: number): void {
-  const msixCap = findCapability(fn.config, PCI_CAP_ID_MSIX);
-  if (msixCap && fn.msix) {
-    const flags = fn.config.hwRead(msixCap + PCI_MSIX_FLAGS, 2);
-    if (flags & PCI_MSIX_FLAGS_ENABLE) {
-      if (flags & PCI_MSIX_FLAGS_MASKALL || fn.msix.entry(vector).masked) {
-        fn.msix.setPending(vector, true);
-        return;
-      }
-      deliverMsix(fn, vector);
-      return;
-    }
-  }
-  const msiCap = findCapability(fn.config, PCI_CAP_ID_MSI);
-  if (!msiCap) return;
-  const flags = fn.config.hwRead(msiCap + PCI_MSI_FLAGS, 2);
-  if (!(flags & PCI_MSI_FLAGS_ENABLE) || vector >= 1 << ((flags & PCI_MSI_FLAGS_QSIZE) >> 4)) return;
-  const is64 = (flags & PCI_MSI_FLAGS_64BIT) !== 0;
-  if (flags & PCI_MSI_FLAGS_MASKBIT && fn.config.hwRead(msiCap + (is64 ? PCI_MSI_MASK_64 : PCI_MSI_MASK_32), 4) & (1 << vector)) return;
-  const address = fn.config.hwRead(msiCap + PCI_MSI_ADDRESS_LO, 4);
-  if (address !== MSI_ADDRESS) return;
-  const data = fn.config.hwRead(msiCap + (is64 ? PCI_MSI_DATA_64 : PCI_MSI_DATA_32), 2);
-  irqsOf(fn).handlers.get((data | vector) - MSI_DATA_BASE)?.();
-}
-
-/**
- * The function's device logic asserts (true) or deasserts INTx. Interrupt
- * Status follows the level; the line reaches the host only while DisINTx
- * is clear.
- */
-export function pciSetIntxLevel(fn: PciFunction, asserted: boolean): void {
-  fn.config.hwUpdate(PCI_STATUS, 2, PCI_STATUS_INTERRUPT, asserted ? PCI_STATUS_INTERRUPT : 0);
-  if (asserted) evaluateIntx(fn);
+/** A message reached the APIC window: the handler of the vector whose host message it carries runs. */
+function handleMsi(state: FunctionIrqs, message: MsiMessage): void {
+  if (message.address !== BigInt(MSI_ADDRESS)) return;
+  const base = state.mode === 'msix' ? MSIX_DATA_BASE : MSI_DATA_BASE;
+  state.handlers.get(message.data - base)?.();
 }
 
 /** A level-triggered line fires whenever it is asserted and unmasked at both ends. */
 function evaluateIntx(fn: PciFunction): void {
   const state = irqsOf(fn);
-  if (!state.intx || state.intxDisabled) return;
-  const status = fn.config.hwRead(PCI_STATUS, 2);
-  const cmd = fn.config.hwRead(PCI_COMMAND, 2);
-  if (status & PCI_STATUS_INTERRUPT && !(cmd & PCI_COMMAND_INTX_DISABLE)) state.intx();
+  if (state.intx && !state.intxDisabled && pciIntxAsserted(fn)) state.intx();
 }

@@ -1,7 +1,7 @@
 import { SimError } from '../../errors/index.js';
 import type { MmapRequest, MmapTarget, Process } from '../../os/index.js';
 import { VFIO_PCI_NUM_REGIONS, VFIO_REGION_INFO_CAP_SPARSE_MMAP, vfio_region_info_cap_sparse_mmap, vfio_region_sparse_mmap_area } from '../../uapi/index.js';
-import type { CapChain } from '../../iommu/type1/cap-chain.js';
+import type { CapChain } from '../../vfio/cap-chain.js';
 import type { VfioPciCoreDevice } from '../vfio-pci-core-device.js';
 
 /**

@@ -1,5 +1,5 @@
 import { SimError } from '../../errors/index.js';
-import { CapChain } from '../../iommu/type1/cap-chain.js';
+import { CapChain } from '../../vfio/cap-chain.js';
 import type { UserMemory } from '../../uapi/index.js';
 import {
   VFIO_PCI_BAR5_REGION_INDEX,

@@ -18,7 +18,7 @@ export {
   pcieTypeFromCode,
   type ConfigReader,
 } from './layout.js';
-export { msiCapability, msiLength, type MsiParams, type MsiVectorCount } from './msi.js';
+export { msiCapability, msiRegisters, type MsiParams, type MsiRegisters, type MsiVectorCount } from './msi.js';
 export { msixCapability, msixPbaLength, MSIX_MAX_TABLE_SIZE, type MsixParams } from './msix.js';
 export { pasidCapability, type PasidParams } from './pasid.js';
 export {

@@ -11,9 +11,11 @@ import {
   PCI_CAP_ID_MSIX,
   PCI_CAP_ID_PM,
   PCI_CAP_ID_VNDR,
+  PCI_CAP_FLAGS,
   PCI_CAP_ID_VPD,
   PCI_CAP_LIST_NEXT,
   PCI_CAP_MSIX_SIZEOF,
+  PCI_CAP_VPD_SIZEOF,
   PCI_CFG_SPACE_EXP_SIZE,
   PCI_CFG_SPACE_SIZE,
   PCI_EXP_FLAGS,
@@ -39,20 +41,20 @@ import {
   PCI_EXT_CAP_PRI_SIZEOF,
   PCI_EXT_CAP_SRIOV_SIZEOF,
   PCI_MSI_FLAGS,
-  PCI_MSI_FLAGS_64BIT,
-  PCI_MSI_FLAGS_MASKBIT,
   PCI_PM_SIZEOF,
   PCI_STATUS,
   PCI_STATUS_CAP_LIST,
   PCI_STD_HEADER_SIZEOF,
+  PCI_VNDR_HEADER,
   pciExtCapId,
   pciExtCapNext,
   pciExtCapVer,
+  pciVndrHeaderLen,
 } from '../pci-regs.js';
 import { aerLength } from './aer.js';
 import { acsLength } from './acs.js';
 import type { CapabilityInfo } from './capability.js';
-import { msiLength } from './msi.js';
+import { msiRegisters } from './msi.js';
 import { pcieLength, PCIE_TYPE_CODE, type PcieType } from './pcie.js';
 
 /** What the layout walkers need: config reads and the config space size. */
@@ -181,13 +183,11 @@ export function capabilityLength(config: ConfigReader, id: number, offset: numbe
     case PCI_CAP_ID_PM:
       return PCI_PM_SIZEOF;
     case PCI_CAP_ID_VPD:
-      return 8;
-    case PCI_CAP_ID_MSI: {
-      const flags = config.read(offset + PCI_MSI_FLAGS, 2);
-      return msiLength((flags & PCI_MSI_FLAGS_64BIT) !== 0, (flags & PCI_MSI_FLAGS_MASKBIT) !== 0);
-    }
+      return PCI_CAP_VPD_SIZEOF;
+    case PCI_CAP_ID_MSI:
+      return msiRegisters(config.read(offset + PCI_MSI_FLAGS, 2)).length;
     case PCI_CAP_ID_VNDR:
-      return config.read(offset + 2, 1);
+      return config.read(offset + PCI_CAP_FLAGS, 1);
     case PCI_CAP_ID_EXP: {
       const flags = config.read(offset + PCI_EXP_FLAGS, 2);
       const version = (flags & PCI_EXP_FLAGS_VERS) === 1 ? 1 : 2;
@@ -214,7 +214,7 @@ export function extCapabilityLength(config: ConfigReader, id: number, offset: nu
     case PCI_EXT_CAP_ID_DSN:
       return PCI_EXT_CAP_DSN_SIZEOF;
     case PCI_EXT_CAP_ID_VNDR:
-      return config.read(offset + 4, 4) >>> 20;
+      return pciVndrHeaderLen(config.read(offset + PCI_VNDR_HEADER, 4));
     case PCI_EXT_CAP_ID_ACS: {
       const cap = config.read(offset + PCI_ACS_CAP, 1);
       return acsLength((cap & PCI_ACS_EC) !== 0, config.read(offset + PCI_ACS_EGRESS_BITS, 1));
