@@ -2,11 +2,11 @@ import { writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CONFIG_NO_TAP, CONFIG_TAP, HOOK_GUARD, configCases } from './bench/config.js';
-import { dmaCases } from './bench/dma.js';
+import { DMA_TRANSLATE_HIT, dmaCases } from './bench/dma.js';
 import { invalidateCases } from './bench/invalidate.js';
 import { measure, type Figure, type MeasureOptions } from './bench/measure.js';
-import { referenceCases } from './bench/reference.js';
-import { duration, machine, table, targetLines, type Target } from './bench/report.js';
+import { MAP_GET, referenceCases } from './bench/reference.js';
+import { duration, machine, rate, table, targetLines, type Target } from './bench/report.js';
 import { type1Cases, type1Name } from './bench/type1.js';
 
 /*
@@ -50,7 +50,16 @@ const plain = figure(CONFIG_NO_TAP);
 const tapped = figure(CONFIG_TAP);
 const guard = figure(HOOK_GUARD);
 const guardShare = (100 * guard.nsPerOp) / plain.nsPerOp;
+const mapGet = figure(MAP_GET);
+const translateHit = figure(DMA_TRANSLATE_HIT);
+const translateShare = translateHit.opsPerSecond / mapGet.opsPerSecond;
 const targets: Target[] = [
+  {
+    name: 'IOTLB-hit translation rate / Map.get rate',
+    value: `${translateShare.toFixed(2)}x (${rate(translateHit.opsPerSecond)} vs ${rate(mapGet.opsPerSecond)})`,
+    goal: '>= 0.5x',
+    pass: translateShare >= 0.5,
+  },
   {
     name: `type1 map+unmap cost at ${LARGE / 1000}k / at ${SMALL / 1000}k live mappings`,
     value: `${scaling.toFixed(2)}x (${duration(large.nsPerOp)} vs ${duration(small.nsPerOp)})`,

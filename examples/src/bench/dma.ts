@@ -3,10 +3,11 @@ import { setUpNested, type NestedSetup } from '../demo/nested.js';
 import { Trace } from '../vmm/trace.js';
 import { Vmm } from '../vmm/vmm.js';
 import type { BenchCase } from './measure.js';
-import { MAP_GET, RADIX_WALK } from './reference.js';
+import { MAP_GET, RADIX_WALK, blackhole } from './reference.js';
 import { attachNewIoas, benchHost, bindCdev, endpointBdf, mapIoas, type BoundDevice } from './rig.js';
 
 export const DMA_HIT = 'DMA read 8 B, IOTLB hit';
+export const DMA_TRANSLATE_HIT = 'DMA translation, IOTLB hit';
 export const DMA_MISS = 'DMA read 8 B, IOTLB miss, nested 4+4-level walk';
 
 /** Where the hot mapping sits in the IOAS. */
@@ -28,6 +29,8 @@ export interface DmaHitRig {
   readonly dev: BoundDevice;
   /** One 8-byte DMA read of the hot mapping. */
   readOnce(): void;
+  /** The translation alone of a read of the hot mapping. */
+  translateOnce(): void;
 }
 
 /** A device attached to an IOAS with one mapped page that it reads over and over. */
@@ -42,7 +45,12 @@ export function dmaHitRig(): DmaHitRig {
     const fault = host.dma.tryDmaRead(dev.fn, HOT_IOVA + 8n, buf);
     if (fault) throw new Error(`hot DMA faulted: ${fault.reason}`);
   };
-  return { host, dev, readOnce };
+  const translateOnce = () => {
+    const pa = host.dma.translate(dev.fn, HOT_IOVA + 8n, IOMMU_READ);
+    if (typeof pa !== 'bigint') throw new Error(`hot translation faulted: ${pa.reason}`);
+    blackhole.value++;
+  };
+  return { host, dev, readOnce, translateOnce };
 }
 
 export interface DmaMissRig {
@@ -79,6 +87,15 @@ export function dmaCases(): BenchCase[] {
   const miss = dmaMissRig();
   let next = 0;
   return [
+    {
+      name: DMA_TRANSLATE_HIT,
+      unit: 'translation',
+      batch: BATCH,
+      reference: MAP_GET,
+      run: () => {
+        for (let i = 0; i < BATCH; i++) hit.translateOnce();
+      },
+    },
     {
       name: DMA_HIT,
       unit: 'DMA',

@@ -3,7 +3,7 @@ import { SimError } from '../errors/index.js';
 import type { PhysicalMemory } from '../os/phys-mem.js';
 import {
   IOMMU_READ, IOMMU_WRITE, createTranslation,
-  type IommuClientDevice, type IommuDomain, type IommuFaultReason, type IommuTranslation,
+  type IommuClientDevice, type IommuDevice, type IommuDomain, type IommuFaultReason, type IommuTranslation,
 } from './iommu-driver.js';
 import type { IommuCore } from './iommu-core.js';
 import type { IotlbEntry } from './iotlb.js';
@@ -36,10 +36,15 @@ import type { IotlbEntry } from './iotlb.js';
  * translation, the virtual time. Hardware cannot tell; the model can, and
  * that is how a missing invalidation in a VMM or a driver shows up.
  *
- * Hot path: synchronous; per page the engine reuses its scratch objects and
- * allocates only BigInt temporaries.
+ * translate() is step 1 to 3 alone, for one address: what a device's
+ * translation request costs, and the PA a model can use without moving
+ * bytes.
  *
- * Public API: DmaEngine (dmaRead, dmaWrite, tryDmaRead, tryDmaWrite,
+ * Hot path: synchronous; the engine reuses its scratch objects, does its
+ * page arithmetic with numbers while addresses are below 2^53, and an IOTLB
+ * hit allocates at most the BigInt of the resulting physical address.
+ *
+ * Public API: DmaEngine (dmaRead, dmaWrite, tryDmaRead, tryDmaWrite, translate,
  * detectStaleTranslations, faultLog, staleLog, clearFaultLog, clearStaleLog,
  * hooks.fault), DmaEngineOptions, DmaDirection, DmaFault,
  * CachedTranslation, StaleTranslation, IommuFaultError
@@ -114,7 +119,19 @@ export interface DmaEngineHooks {
   readonly fault: SyncHook<[DmaFault]>;
 }
 
-const PAGE = 4096n;
+const PAGE_SIZE = 4096;
+const EXACT_LIMIT = 2 ** 53;
+
+function directionOf(access: number): DmaDirection {
+  return access === IOMMU_WRITE ? 'write' : 'read';
+}
+
+/** Offset of `iova` in its 4 KiB page, with number arithmetic when the IOVA is exact as a number. */
+function pageOffset(iova: bigint): number {
+  // Rounding only ever moves a bigint of 2^53 or more to a number of 2^53 or more, so the test is exact.
+  const n = Number(iova);
+  return n < EXACT_LIMIT ? n % PAGE_SIZE : Number(iova & 0xfffn);
+}
 
 export class DmaEngine {
   /** Switch the stale-translation detector on or off (it costs a table walk per cache hit). */
@@ -130,7 +147,7 @@ export class DmaEngine {
   readonly #check: IommuTranslation = createTranslation();
   readonly #segPa: bigint[] = [];
   readonly #segLen: number[] = [];
-  #fault: { reason: IommuFaultReason; addr: bigint } | null = null;
+  readonly #fault: { reason: IommuFaultReason; addr: bigint } = { reason: 'not-present', addr: 0n };
   #lastFault: DmaFault | null = null;
 
   constructor(core: IommuCore, physMem: PhysicalMemory, options: DmaEngineOptions = {}) {
@@ -174,12 +191,12 @@ export class DmaEngine {
 
   /** Reads into `dst` (its length is the DMA length); returns the fault, or null when the read happened. */
   tryDmaRead(dev: IommuClientDevice, iova: bigint, dst: Uint8Array, pasid: number | null = null): DmaFault | null {
-    const segments = this.#translateRange(dev, iova, dst.length, pasid, 'read');
+    const segments = this.#translateRange(dev, iova, dst.length, pasid, IOMMU_READ);
     if (segments < 0) return this.#lastFault;
     let done = 0;
     for (let i = 0; i < segments; i++) {
       const len = this.#segLen[i]!;
-      dst.set(this.#physMem.read(this.#segPa[i]!, len), done);
+      this.#physMem.readInto(this.#segPa[i]!, dst, done, len);
       done += len;
     }
     return null;
@@ -187,63 +204,84 @@ export class DmaEngine {
 
   /** Writes `src`; returns the fault (nothing written), or null when the write happened. */
   tryDmaWrite(dev: IommuClientDevice, iova: bigint, src: Uint8Array, pasid: number | null = null): DmaFault | null {
-    const segments = this.#translateRange(dev, iova, src.length, pasid, 'write');
+    const segments = this.#translateRange(dev, iova, src.length, pasid, IOMMU_WRITE);
     if (segments < 0) return this.#lastFault;
     let done = 0;
     for (let i = 0; i < segments; i++) {
       const len = this.#segLen[i]!;
-      this.#physMem.write(this.#segPa[i]!, src.subarray(done, done + len));
+      this.#physMem.write(this.#segPa[i]!, src, done, len);
       done += len;
     }
     return null;
   }
 
   /**
+   * The translation step alone of a one-byte DMA at `iova` (`access`
+   * IOMMU_READ or IOMMU_WRITE): the physical address, or the fault. It goes
+   * through the same ATC, IOTLB, table walk, permission check, dirty-bit
+   * update, stale detector and fault log as dmaRead/dmaWrite; only no bytes
+   * move.
+   */
+  translate(dev: IommuClientDevice, iova: bigint, access: number, pasid: number | null = null): bigint | DmaFault {
+    if (access !== IOMMU_READ && access !== IOMMU_WRITE) throw new RangeError(`DMA access ${access} is neither IOMMU_READ nor IOMMU_WRITE`);
+    const iommu = this.#core.iommuFor(dev);
+    if (!iommu) return iova;
+    const pa = this.#translateAt(dev, iommu, this.#core.domainFor(dev, pasid), iova, pasid, access);
+    return pa < 0n ? this.#lastFault! : pa;
+  }
+
+  /**
    * Translates every page of [iova, iova + length) into the scratch segment
    * lists; returns how many segments, or -1 after logging a fault.
    */
-  #translateRange(dev: IommuClientDevice, iova: bigint, length: number, pasid: number | null, direction: DmaDirection): number {
+  #translateRange(dev: IommuClientDevice, iova: bigint, length: number, pasid: number | null, access: number): number {
     if (!Number.isInteger(length) || length < 0) throw new RangeError(`DMA length ${length} is not a byte count`);
     const iommu = this.#core.iommuFor(dev);
     const domain = iommu ? this.#core.domainFor(dev, pasid) : null;
-    const access = direction === 'write' ? IOMMU_WRITE : IOMMU_READ;
     let count = 0;
     let cursor = iova;
-    const end = iova + BigInt(length);
-    while (cursor < end) {
-      const pageEnd = cursor - (cursor % PAGE) + PAGE;
-      const chunk = Number((pageEnd < end ? pageEnd : end) - cursor);
+    let left = length;
+    while (left > 0) {
+      const chunk = Math.min(left, PAGE_SIZE - pageOffset(cursor));
       let pa: bigint;
       if (!iommu) {
         pa = cursor;
-      } else if (!domain) {
-        return this.#logFault(dev, cursor, pasid, direction, 'no-pasid-domain', cursor);
       } else {
-        const translated = this.#translatePage(dev, domain, cursor, pasid, access, direction);
-        if (translated < 0n) return this.#logFault(dev, cursor, pasid, direction, this.#fault!.reason, this.#fault!.addr);
-        pa = translated;
+        pa = this.#translateAt(dev, iommu, domain, cursor, pasid, access);
+        if (pa < 0n) return -1;
       }
       this.#segPa[count] = pa;
       this.#segLen[count] = chunk;
       count++;
-      cursor += BigInt(chunk);
+      left -= chunk;
+      if (left > 0) cursor += BigInt(chunk);
     }
     return count;
   }
 
+  /** The physical address of `iova` through `domain`, or -1n after logging the fault. */
+  #translateAt(dev: IommuClientDevice, iommu: IommuDevice, domain: IommuDomain | null, iova: bigint, pasid: number | null, access: number): bigint {
+    if (!domain) {
+      this.#logFault(dev, iova, pasid, access, 'no-pasid-domain', iova);
+      return -1n;
+    }
+    const pa = this.#translatePage(dev, iommu, domain, iova, pasid, access);
+    if (pa < 0n) this.#logFault(dev, iova, pasid, access, this.#fault.reason, this.#fault.addr);
+    return pa;
+  }
+
   /** The physical address of `iova`, or -1n with #fault set. */
-  #translatePage(dev: IommuClientDevice, domain: IommuDomain, iova: bigint, pasid: number | null, access: number, direction: DmaDirection): bigint {
+  #translatePage(dev: IommuClientDevice, iommu: IommuDevice, domain: IommuDomain, iova: bigint, pasid: number | null, access: number): bigint {
     if (domain.kind === 'identity') return iova;
     if (domain.kind === 'blocked') return this.#refuse('blocked', iova);
-    const iommu = this.#core.iommuFor(dev)!;
     const atc = iommu.deviceTlb(dev);
     let entry: IotlbEntry | undefined = atc?.lookup(pasid, iova);
     if (entry) {
-      if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, direction, 'devtlb');
+      if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, access, 'devtlb');
     } else {
       entry = iommu.iotlb.lookup(domain.tag, pasid, iova);
       if (entry) {
-        if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, direction, 'iotlb');
+        if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, access, 'iotlb');
       } else {
         const walk = this.#walk;
         domain.translate(iova, pasid, access, walk);
@@ -265,16 +303,17 @@ export class DmaEngine {
   }
 
   #refuse(reason: IommuFaultReason, addr: bigint): bigint {
-    this.#fault = { reason, addr };
+    const fault = this.#fault;
+    fault.reason = reason;
+    fault.addr = addr;
     return -1n;
   }
 
-  #logFault(dev: IommuClientDevice, iova: bigint, pasid: number | null, direction: DmaDirection, reason: IommuFaultReason, addr: bigint): -1 {
-    const fault: DmaFault = { time: this.#now(), device: dev, iova, pasid, direction, reason, addr };
+  #logFault(dev: IommuClientDevice, iova: bigint, pasid: number | null, access: number, reason: IommuFaultReason, addr: bigint): void {
+    const fault: DmaFault = { time: this.#now(), device: dev, iova, pasid, direction: directionOf(access), reason, addr };
     this.#faults.push(fault);
     this.#lastFault = fault;
     if (this.hooks.fault.isUsed()) this.hooks.fault.call(fault);
-    return -1;
   }
 
   #checkStale(
@@ -283,7 +322,7 @@ export class DmaEngine {
     entry: IotlbEntry,
     iova: bigint,
     pasid: number | null,
-    direction: DmaDirection,
+    access: number,
     cache: 'iotlb' | 'devtlb',
   ): void {
     const fresh = this.#check;
@@ -299,7 +338,7 @@ export class DmaEngine {
       device: dev,
       iova,
       pasid,
-      direction,
+      direction: directionOf(access),
       cache,
       cached: { iova: entry.iova, pa: entry.pa, pageSize: entry.pageSize, perm: entry.perm },
       correct: fresh.fault === null

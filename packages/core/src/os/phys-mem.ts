@@ -115,7 +115,8 @@ export class Frame {
 export class PhysicalMemory {
   readonly totalFrames: bigint;
   readonly firstPfn: bigint;
-  readonly #frames = new Map<bigint, Frame>();
+  /** Keyed by the pfn as a number: a 64-bit address has a pfn below 2^52, exact as a number, and numbers hash faster. */
+  readonly #frames = new Map<number, Frame>();
   readonly #free: bigint[] = [];
   #nextPfn: bigint;
   #pinned = 0;
@@ -128,7 +129,7 @@ export class PhysicalMemory {
     this.#nextPfn = this.firstPfn;
     this.#owner = {
       freed: (frame) => {
-        this.#frames.delete(frame.pfn);
+        this.#frames.delete(Number(frame.pfn));
         this.#free.push(frame.pfn);
       },
       pinnedChanged: (delta) => {
@@ -147,13 +148,13 @@ export class PhysicalMemory {
       pfn = this.#nextPfn++;
     }
     const frame = new Frame(this.#owner, pfn);
-    this.#frames.set(pfn, frame);
+    this.#frames.set(Number(pfn), frame);
     return frame;
   }
 
   /** The live frame with this number, if any. */
   frame(pfn: bigint): Frame | undefined {
-    return this.#frames.get(pfn);
+    return this.#frames.get(Number(pfn));
   }
 
   /** Frames currently allocated (held by a memory object or a pin). */
@@ -179,30 +180,78 @@ export class PhysicalMemory {
   /** The hardware's view: reads by physical address, across frames. */
   read(pa: bigint, length: number): Uint8Array {
     const out = new Uint8Array(length);
-    let done = 0;
-    while (done < length) {
-      const at = pa + BigInt(done);
-      const offset = Number(at & 0xfffn);
-      const chunk = Math.min(length - done, PAGE_SIZE - offset);
-      const frame = this.#frames.get(at >> 12n);
-      if (frame) out.set(frame.data.subarray(offset, offset + chunk), done);
-      else this.#stray++;
-      done += chunk;
-    }
+    this.readInto(pa, out, 0, length);
     return out;
   }
 
-  /** The hardware's view: writes by physical address, across frames. */
-  write(pa: bigint, bytes: Uint8Array): void {
+  /**
+   * Reads `length` bytes at `pa` into `dst` from `offset` (by default to the
+   * end of `dst`), across frames, without allocating: the DMA engine's read
+   * path. A stray read (no live frame) fills zeros, as read() returns.
+   */
+  readInto(pa: bigint, dst: Uint8Array, offset = 0, length = dst.length - offset): void {
+    checkSpan(dst, offset, length);
     let done = 0;
-    while (done < bytes.length) {
-      const at = pa + BigInt(done);
-      const offset = Number(at & 0xfffn);
-      const chunk = Math.min(bytes.length - done, PAGE_SIZE - offset);
-      const frame = this.#frames.get(at >> 12n);
-      if (frame) frame.data.set(bytes.subarray(done, done + chunk), offset);
+    while (done < length) {
+      const at = frameOf(pa, done);
+      const chunk = Math.min(length - done, PAGE_SIZE - at.offset);
+      const frame = this.#frames.get(at.pfn);
+      if (frame) copyBytes(frame.data, at.offset, dst, offset + done, chunk);
+      else {
+        dst.fill(0, offset + done, offset + done + chunk);
+        this.#stray++;
+      }
+      done += chunk;
+    }
+  }
+
+  /** The hardware's view: writes by physical address, across frames. */
+  write(pa: bigint, bytes: Uint8Array, offset = 0, length = bytes.length - offset): void {
+    checkSpan(bytes, offset, length);
+    let done = 0;
+    while (done < length) {
+      const at = frameOf(pa, done);
+      const chunk = Math.min(length - done, PAGE_SIZE - at.offset);
+      const frame = this.#frames.get(at.pfn);
+      if (frame) copyBytes(bytes, offset + done, frame.data, at.offset, chunk);
       else this.#stray++;
       done += chunk;
     }
+  }
+}
+
+const EXACT_LIMIT = 2 ** 53;
+/** Result of frameOf, reused: the accessors are synchronous and never re-entered. */
+const position = { pfn: 0, offset: 0 };
+
+/** The frame number and in-frame offset of `pa + delta`, with number arithmetic when the address is exact as a number. */
+function frameOf(pa: bigint, delta: number): { readonly pfn: number; readonly offset: number } {
+  // Rounding only ever moves a bigint of 2^53 or more to a number of 2^53 or more, so the test is exact.
+  const at = Number(pa) + delta;
+  if (at < EXACT_LIMIT) {
+    position.pfn = Math.floor(at / PAGE_SIZE);
+    position.offset = at - position.pfn * PAGE_SIZE;
+  } else {
+    const big = pa + BigInt(delta);
+    position.pfn = Number(big >> 12n);
+    position.offset = Number(big & 0xfffn);
+  }
+  return position;
+}
+
+function checkSpan(bytes: Uint8Array, offset: number, length: number): void {
+  if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset + length > bytes.length) {
+    throw new RangeError(`span ${offset}+${length} is outside a ${bytes.length}-byte buffer`);
+  }
+}
+
+/** Below this a byte loop beats creating a subarray view for TypedArray.set. */
+const SMALL_COPY = 64;
+
+function copyBytes(src: Uint8Array, from: number, dst: Uint8Array, to: number, length: number): void {
+  if (length <= SMALL_COPY) {
+    for (let i = 0; i < length; i++) dst[to + i] = src[from + i]!;
+  } else {
+    dst.set(src.subarray(from, from + length), to);
   }
 }

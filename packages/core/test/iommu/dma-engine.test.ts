@@ -202,6 +202,30 @@ describe('DMA through a paging domain', () => {
   });
 });
 
+describe('translation without data movement', () => {
+  it('answers the physical address through the IOTLB, sets the dirty state on a write and logs a refusal as a DMA would', () => {
+    const { physMem, domain, dma, dev } = pagingSetup();
+    const a = physMem.allocate();
+    iommuMap(domain, IOVA, a.pa, PAGE_4K, IOMMU_READ);
+    expect(dma.translate(dev, IOVA + 0x123n, IOMMU_READ)).toBe(a.pa + 0x123n);
+    expect(dma.translate(dev, IOVA + 0x124n, IOMMU_READ)).toBe(a.pa + 0x124n);
+    expect(dma.translate(dev, IOVA + 8n, IOMMU_WRITE)).toMatchObject({ reason: 'permission', direction: 'write', iova: IOVA + 8n });
+    expect(dma.translate(dev, IOVA + PAGE_4K, IOMMU_READ)).toMatchObject({ reason: 'not-present', direction: 'read' });
+    expect(dma.faultLog).toHaveLength(2);
+    expect(() => dma.translate(dev, IOVA, RW)).toThrow(RangeError);
+  });
+
+  it('keeps using a cached translation after an unmap without invalidation, and the detector reports it', () => {
+    const { physMem, domain, dma, dev } = pagingSetup();
+    const a = physMem.allocate();
+    iommuMap(domain, IOVA, a.pa, PAGE_4K, RW);
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(a.pa);
+    domain.pgtable.unmapPages(IOVA, PAGE_4K, 1n, () => {});
+    expect(dma.translate(dev, IOVA + 4n, IOMMU_READ)).toBe(a.pa + 4n);
+    expect(dma.staleLog).toMatchObject([{ iova: IOVA + 4n, cache: 'iotlb', correct: null, correctFault: 'not-present' }]);
+  });
+});
+
 describe('DMA through a nested domain', () => {
   /** A guest whose RAM (IPA 0x4000_0000, 32 pages) is stage 2 of a nesting parent, with a stage-1 table in that RAM. */
   function nestedSetup(host: MockHost) {

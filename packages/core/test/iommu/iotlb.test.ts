@@ -80,6 +80,59 @@ describe('IOTLB', () => {
   });
 });
 
+describe('IOTLB lookups across page sizes and the whole 64-bit IOVA space', () => {
+  it('answers a 4 KiB entry inside a cached block when that size was cached first, for every IOVA of it', () => {
+    const tlb = new Iotlb();
+    tlb.insert(1, 1, null, 0x1000n, 0xa000n, PAGE_4K, RW);
+    tlb.insert(1, 1, null, 0x0n, 0x40_0000n, BLOCK_2M, RW);
+    expect(tlb.lookup(1, null, 0x0n)?.pageSize).toBe(BLOCK_2M);
+    expect(tlb.lookup(1, null, 0x1008n)?.pa).toBe(0xa000n);
+    expect(tlb.lookup(1, null, 0x10n)?.pageSize).toBe(BLOCK_2M);
+    expect(tlb.lookup(1, null, 0x1010n)?.pa).toBe(0xa000n);
+  });
+
+  it('caches and invalidates pages above 2^53 apart from their neighbours', () => {
+    const tlb = new Iotlb();
+    const high = 0xffff_ffff_ffff_f000n;
+    tlb.insert(1, 1, null, high, 0xa000n, PAGE_4K, RW);
+    tlb.insert(1, 1, null, high - PAGE_4K, 0xb000n, PAGE_4K, RW);
+    tlb.insert(1, 1, null, 1n << 53n, 0xc000n, PAGE_4K, RW);
+    expect(tlb.lookup(1, null, high + 0xfffn)?.pa).toBe(0xa000n);
+    expect(tlb.lookup(1, null, high - 1n)?.pa).toBe(0xb000n);
+    expect(tlb.lookup(1, null, (1n << 53n) + 1n)?.pa).toBe(0xc000n);
+    expect(tlb.lookup(1, null, (1n << 53n) - 1n)).toBeUndefined();
+    tlb.invalidateRange(1, null, high, PAGE_4K);
+    expect(tlb.lookup(1, null, high)).toBeUndefined();
+    expect(tlb.lookup(1, null, high - PAGE_4K)).toBeDefined();
+  });
+
+  it('forgets a translation it just answered once that is invalidated or replaced', () => {
+    const tlb = new Iotlb();
+    tlb.insert(1, 1, null, 0x1000n, 0xa000n, PAGE_4K, RW);
+    expect(tlb.lookup(1, null, 0x1000n)?.pa).toBe(0xa000n);
+    tlb.insert(1, 1, null, 0x1000n, 0xb000n, PAGE_4K, RW);
+    expect(tlb.lookup(1, null, 0x1004n)?.pa).toBe(0xb000n);
+    tlb.invalidateTag(1);
+    expect(tlb.lookup(1, null, 0x1000n)).toBeUndefined();
+    tlb.insert(1, 1, null, 0x1000n, 0xc000n, PAGE_4K, RW);
+    expect(tlb.lookup(1, null, 0x1000n)?.pa).toBe(0xc000n);
+    tlb.invalidateAll();
+    expect(tlb.lookup(1, null, 0x1000n)).toBeUndefined();
+  });
+
+  it('invalidateTagWhere drops only the matching entries of one tag, leaving nested entries built on it', () => {
+    const tlb = new Iotlb();
+    tlb.insert(1, 1, null, 0x1000n, 0xa000n, PAGE_4K, RW);
+    tlb.insert(1, 1, 3, 0x2000n, 0xb000n, PAGE_4K, RW);
+    tlb.insert(2, 1, null, 0x1000n, 0xc000n, PAGE_4K, RW);
+    tlb.invalidateTagWhere(1, (e) => e.iova === 0x2000n);
+    expect(tlb.lookup(1, 3, 0x2000n)).toBeUndefined();
+    expect(tlb.lookup(1, null, 0x1000n)).toBeDefined();
+    tlb.invalidateTagWhere(1);
+    expect([...tlb.entries()].map((e) => e.tag)).toEqual([2]);
+  });
+});
+
 describe('device TLB (ATC)', () => {
   it('caches per PASID and forgets only on an ATS invalidation', () => {
     const atc = new DeviceTlb();

@@ -56,6 +56,33 @@ describe('PhysicalMemory', () => {
     expect(ram.strayAccesses).toBe(0);
   });
 
+  it('reads into part of a caller buffer and writes from part of one, across frames, small and large spans alike', () => {
+    const ram = new PhysicalMemory();
+    const a = ram.allocate();
+    const b = ram.allocate();
+    const src = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+    ram.write(a.pa + 3900n, src, 100, 200);
+    expect(a.data[3900]).toBe(100);
+    expect(b.data[3]).toBe((100 + 199) & 0xff);
+    const dst = new Uint8Array(210).fill(0xee);
+    ram.readInto(a.pa + 3900n, dst, 5, 200);
+    expect([...dst.subarray(5, 205)]).toEqual([...src.subarray(100, 300)]);
+    expect([dst[4], dst[205]]).toEqual([0xee, 0xee]);
+    const small = new Uint8Array(4);
+    ram.readInto(b.pa + 2n, small);
+    expect([...small]).toEqual([...src.subarray(298, 300), 0, 0]);
+    expect(() => ram.readInto(a.pa, small, 2, 3)).toThrow(RangeError);
+    expect(() => ram.write(a.pa, small, 3, 2)).toThrow(RangeError);
+  });
+
+  it('reads zeros into a caller buffer from free memory, also above 2^53, and counts the stray reads', () => {
+    const ram = new PhysicalMemory({ firstPfn: 0x100n });
+    const dst = new Uint8Array(8).fill(0xee);
+    ram.readInto(0xffff_ffff_ffff_fff0n, dst);
+    expect([...dst]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);
+    expect(ram.strayAccesses).toBe(1);
+  });
+
   it('counts accesses to free memory as stray: reads see zeros, writes are dropped', () => {
     const ram = new PhysicalMemory({ firstPfn: 0x100n });
     ram.write(0x200000n, bytes(9));

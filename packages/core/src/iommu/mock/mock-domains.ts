@@ -320,10 +320,10 @@ export class MockNestedDomain extends MockDomain {
         const iotlb = this.mock.iommu.iotlb;
         if (inv.flags & IOMMU_TEST_INVALIDATE_FLAG_ALL) {
           this.iotlb.fill(0);
-          iotlb.invalidateWhere((e) => e.tag === this.tag);
+          iotlb.invalidateTagWhere(this.tag);
         } else {
           this.iotlb[inv.iotlb_id] = 0;
-          iotlb.invalidateWhere((e) => e.tag === this.tag && MockIommu.cacheSlot(e.iova) === inv.iotlb_id);
+          iotlb.invalidateTagWhere(this.tag, (e) => MockIommu.cacheSlot(e.iova) === inv.iotlb_id);
         }
         processed++;
       }
