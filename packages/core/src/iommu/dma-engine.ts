@@ -3,10 +3,10 @@ import { SimError } from '../errors/index.js';
 import type { PhysicalMemory } from '../os/phys-mem.js';
 import {
   IOMMU_READ, IOMMU_WRITE, createTranslation,
-  type IommuClientDevice, type IommuDevice, type IommuDomain, type IommuFaultReason, type IommuTranslation,
+  type IommuClientDevice, type IommuDomain, type IommuFaultReason, type IommuTranslation,
 } from './iommu-driver.js';
-import type { IommuCore } from './iommu-core.js';
-import type { IotlbEntry } from './iotlb.js';
+import type { DeviceTranslationContext, IommuCore, TranslationMemo } from './iommu-core.js';
+import type { DeviceTlb, Iotlb, IotlbEntry } from './iotlb.js';
 
 /*
  * How a device does DMA. A device model calls dmaRead/dmaWrite with the
@@ -42,7 +42,15 @@ import type { IotlbEntry } from './iotlb.js';
  *
  * Hot path: synchronous; the engine reuses its scratch objects, does its
  * page arithmetic with numbers while addresses are below 2^53, and an IOTLB
- * hit allocates at most the BigInt of the resulting physical address.
+ * hit allocates at most the BigInt of the resulting physical address. The
+ * device's translation context (IommuCore.translationContext) gives its
+ * IOMMU, ATC and domain in one lookup, and holds a memo of the entry the
+ * device's last request used: a request in the same page with the same
+ * PASID, while neither the attachment nor the cache answering first has
+ * changed, is answered from the memo without a cache lookup. The memo only
+ * skips lookups that would return that same entry, so it serves no request
+ * that needs anything more (a permission fault, a dirty-bit walk, the stale
+ * detector's re-walk): those take the full path.
  *
  * Public API: DmaEngine (dmaRead, dmaWrite, tryDmaRead, tryDmaWrite, translate,
  * detectStaleTranslations, faultLog, staleLog, clearFaultLog, clearStaleLog,
@@ -224,9 +232,12 @@ export class DmaEngine {
    */
   translate(dev: IommuClientDevice, iova: bigint, access: number, pasid: number | null = null): bigint | DmaFault {
     if (access !== IOMMU_READ && access !== IOMMU_WRITE) throw new RangeError(`DMA access ${access} is neither IOMMU_READ nor IOMMU_WRITE`);
-    const iommu = this.#core.iommuFor(dev);
-    if (!iommu) return iova;
-    const pa = this.#translateAt(dev, iommu, this.#core.domainFor(dev, pasid), iova, pasid, access);
+    const ctx = this.#core.translationContext(dev);
+    if (ctx === null) return iova;
+    const memoised = this.#fromMemo(ctx.memo, iova, pasid, access);
+    if (memoised !== null) return memoised;
+    const domain = pasid === null ? ctx.domain : this.#core.domainFor(dev, pasid);
+    const pa = this.#translateAt(dev, ctx, domain, iova, pasid, access);
     return pa < 0n ? this.#lastFault! : pa;
   }
 
@@ -236,18 +247,18 @@ export class DmaEngine {
    */
   #translateRange(dev: IommuClientDevice, iova: bigint, length: number, pasid: number | null, access: number): number {
     if (!Number.isInteger(length) || length < 0) throw new RangeError(`DMA length ${length} is not a byte count`);
-    const iommu = this.#core.iommuFor(dev);
-    const domain = iommu ? this.#core.domainFor(dev, pasid) : null;
+    const ctx = this.#core.translationContext(dev);
+    const domain = ctx === null ? null : pasid === null ? ctx.domain : this.#core.domainFor(dev, pasid);
     let count = 0;
     let cursor = iova;
     let left = length;
     while (left > 0) {
       const chunk = Math.min(left, PAGE_SIZE - pageOffset(cursor));
       let pa: bigint;
-      if (!iommu) {
+      if (ctx === null) {
         pa = cursor;
       } else {
-        pa = this.#translateAt(dev, iommu, domain, cursor, pasid, access);
+        pa = this.#fromMemo(ctx.memo, cursor, pasid, access) ?? this.#translateAt(dev, ctx, domain, cursor, pasid, access);
         if (pa < 0n) return -1;
       }
       this.#segPa[count] = pa;
@@ -259,24 +270,54 @@ export class DmaEngine {
     return count;
   }
 
+  /**
+   * The physical address of `iova` when the memo answers it exactly as the
+   * full path would (same PASID and page, the answering cache unchanged, the
+   * access allowed, no dirty bit to set, no stale check), else null.
+   */
+  #fromMemo(memo: TranslationMemo, iova: bigint, pasid: number | null, access: number): bigint | null {
+    const entry = memo.entry;
+    if (this.detectStaleTranslations || entry === null || memo.pasid !== pasid || memo.generation !== memo.cache!.generation) return null;
+    // Rounding only ever moves a bigint of 2^53 or more to a number of 2^53 or more, and memoised pages end below 2^53.
+    const offset = Number(iova) - memo.base;
+    if (offset < 0 || offset >= memo.size) return null;
+    if ((entry.perm & access) !== access || (access === IOMMU_WRITE && !entry.dirty)) return null;
+    return iova + memo.delta;
+  }
+
+  /** Remembers `entry`, just returned by (or put in) `cache`, as the one the device's next lookup finds. */
+  #memoise(memo: TranslationMemo, cache: Iotlb | DeviceTlb, entry: IotlbEntry, pasid: number | null): void {
+    const size = Number(entry.pageSize);
+    const base = Number(entry.iova);
+    if (base + size > EXACT_LIMIT) return;
+    memo.entry = entry;
+    memo.pasid = pasid;
+    memo.cache = cache;
+    memo.generation = cache.generation;
+    memo.base = base;
+    memo.size = size;
+    memo.delta = entry.pa - entry.iova;
+  }
+
   /** The physical address of `iova` through `domain`, or -1n after logging the fault. */
-  #translateAt(dev: IommuClientDevice, iommu: IommuDevice, domain: IommuDomain | null, iova: bigint, pasid: number | null, access: number): bigint {
+  #translateAt(dev: IommuClientDevice, ctx: DeviceTranslationContext, domain: IommuDomain | null, iova: bigint, pasid: number | null, access: number): bigint {
     if (!domain) {
       this.#logFault(dev, iova, pasid, access, 'no-pasid-domain', iova);
       return -1n;
     }
-    const pa = this.#translatePage(dev, iommu, domain, iova, pasid, access);
+    const pa = this.#translatePage(dev, ctx, domain, iova, pasid, access);
     if (pa < 0n) this.#logFault(dev, iova, pasid, access, this.#fault.reason, this.#fault.addr);
     return pa;
   }
 
   /** The physical address of `iova`, or -1n with #fault set. */
-  #translatePage(dev: IommuClientDevice, iommu: IommuDevice, domain: IommuDomain, iova: bigint, pasid: number | null, access: number): bigint {
+  #translatePage(dev: IommuClientDevice, ctx: DeviceTranslationContext, domain: IommuDomain, iova: bigint, pasid: number | null, access: number): bigint {
     if (domain.kind === 'identity') return iova;
     if (domain.kind === 'blocked') return this.#refuse('blocked', iova);
-    const atc = iommu.deviceTlb(dev);
+    const { iommu, atc, memo } = ctx;
     let entry: IotlbEntry | undefined = atc?.lookup(pasid, iova);
     if (entry) {
+      this.#memoise(memo, atc!, entry, pasid);
       if (this.detectStaleTranslations) this.#checkStale(dev, domain, entry, iova, pasid, access, 'devtlb');
     } else {
       entry = iommu.iotlb.lookup(domain.tag, pasid, iova);
@@ -289,8 +330,10 @@ export class DmaEngine {
         entry = iommu.iotlb.insert(domain.tag, walk.s2Tag, pasid, iova, walk.pa, walk.pageSize, walk.perm);
         entry.dirty = access === IOMMU_WRITE && (walk.perm & IOMMU_WRITE) !== 0;
       }
-      // The translation completion the device caches (the IOMMU answers an ATS request).
-      if (atc) atc.insert(pasid, iova, entry.pa, entry.pageSize, entry.perm);
+      // The translation completion the device caches (the IOMMU answers an ATS request);
+      // the device's next lookup finds that copy, not the IOTLB entry.
+      if (atc) this.#memoise(memo, atc, atc.insert(pasid, iova, entry.pa, entry.pageSize, entry.perm), pasid);
+      else this.#memoise(memo, iommu.iotlb, entry, pasid);
     }
     if ((entry.perm & access) !== access) return this.#refuse('permission', iova);
     if (access === IOMMU_WRITE && !entry.dirty) {

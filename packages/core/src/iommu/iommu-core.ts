@@ -4,6 +4,7 @@ import {
   type IommuClientDevice, type IommuDevice, type IommuDomain, type IommuDriver, type IommuResvRegion, type IommuUserData,
 } from './iommu-driver.js';
 import { createInvalidationHooks, type InvalidationHooks } from './invalidation-hooks.js';
+import type { DeviceTlb, Iotlb, IotlbEntry } from './iotlb.js';
 
 /*
  * IommuCore: the parts of drivers/iommu/iommu.c that userspace-facing code
@@ -45,6 +46,14 @@ import { createInvalidationHooks, type InvalidationHooks } from './invalidation-
  * A driver's attach_dev may refuse a device; then every device already
  * moved goes back and the group keeps its old domain.
  *
+ * Translation context: what the DMA engine needs for every request of a
+ * device (its IOMMU unit, its ATC, the domain of its DMA without PASID, and
+ * the engine's last-hit memo) sits on the device's record, so a request
+ * costs one lookup by device. The core keeps the domain current and forgets
+ * the memo on every attachment change of the device's group (RID or PASID);
+ * the memo carries the generation of the cache it came from, so any IOTLB or
+ * ATC change (invalidation, fill, eviction) voids it as well.
+ *
  * Public API:
  *   class IommuCore
  *     invalidationHooks
@@ -59,8 +68,8 @@ import { createInvalidationHooks, type InvalidationHooks } from './invalidation-
  *     attachGroup(groupId, domain), detachGroup(groupId, domain), replaceGroupDomain(groupId, domain)
  *     attachDevicePasid(dev, pasid, domain), replaceDevicePasid(dev, pasid, domain),
  *     detachDevicePasid(dev, pasid, domain)
- *     domainFor(dev, pasid)
- *   interface IommuGroupView
+ *     domainFor(dev, pasid), translationContext(dev)
+ *   interface IommuGroupView, DeviceTranslationContext, TranslationMemo
  */
 
 /** A read-only look at one IOMMU group's runtime state. */
@@ -100,11 +109,45 @@ class IommuGroup implements IommuGroupView {
   }
 }
 
-interface DeviceLink {
-  readonly group: IommuGroup;
+/**
+ * The DMA engine's memo of the translation a device's last request used.
+ * Valid while `entry` is not null and `cache.generation` still equals
+ * `generation`: then a lookup of the same PASID in the same caches finds
+ * `entry` again for any IOVA in [base, base + size).
+ */
+export interface TranslationMemo {
+  entry: IotlbEntry | null;
+  pasid: number | null;
+  /** The cache a lookup answers from first: the device's ATC if it has one, else the IOTLB. */
+  cache: Iotlb | DeviceTlb | null;
+  generation: number;
+  /** The entry's page, as numbers (memoised only below 2^53). */
+  base: number;
+  size: number;
+  /** entry.pa - entry.iova: the output address of an IOVA in the page is iova + delta. */
+  delta: bigint;
+}
+
+/** A device's translation state, found with one lookup (IommuCore.translationContext). */
+export interface DeviceTranslationContext {
   readonly iommu: IommuDevice;
+  /** The device's ATC (fixed from probe to release), or null without ATS. */
+  readonly atc: DeviceTlb | null;
+  /** The domain DMA without a PASID translates through now (the group's domain). */
+  readonly domain: IommuDomain;
+  /** Owned by the DMA engine; IommuCore empties it on every attachment change of the group. */
+  readonly memo: TranslationMemo;
+}
+
+interface DeviceLink extends DeviceTranslationContext {
+  readonly group: IommuGroup;
+  domain: IommuDomain;
   /** Stops emptying the device's ATC on its resets. */
   readonly unsubscribeReset: () => void;
+}
+
+function emptyMemo(): TranslationMemo {
+  return { entry: null, pasid: null, cache: null, generation: 0, base: 0, size: 0, delta: 0n };
 }
 
 function hex(value: number): string {
@@ -162,7 +205,7 @@ export class IommuCore {
     if (created) this.#groups.set(groupId, group);
     group.devices.push(dev);
     const unsubscribeReset = dev.onReset?.(() => iommu.deviceTlb(dev)?.invalidateAll()) ?? (() => {});
-    this.#devices.set(dev, { group, iommu, unsubscribeReset });
+    this.#devices.set(dev, { group, iommu, atc: iommu.deviceTlb(dev), domain: group.domain, memo: emptyMemo(), unsubscribeReset });
   }
 
   /** iommu_release_device: the device leaves its group and its driver. */
@@ -191,6 +234,11 @@ export class IommuCore {
   /** The hardware unit that translates `dev`'s DMA. */
   iommuFor(dev: IommuClientDevice): IommuDevice | null {
     return this.#devices.get(dev)?.iommu ?? null;
+  }
+
+  /** The translation context of `dev`, or null when it is not behind an IOMMU. */
+  translationContext(dev: IommuClientDevice): DeviceTranslationContext | null {
+    return this.#devices.get(dev) ?? null;
   }
 
   /** iommu_paging_domain_alloc_flags: a paging domain from `dev`'s driver. */
@@ -325,6 +373,7 @@ export class IommuCore {
     if (group.pasidDomains.has(pasid)) throw new SimError('BUSY', `PASID ${hex(pasid)} of IOMMU group ${group.id} is attached`);
     this.#setGroupPasid(group, pasid, domain, null);
     group.pasidDomains.set(pasid, domain);
+    this.#forgetMemos(group);
   }
 
   /** iommu_replace_device_pasid: EINVAL unless the PASID is attached already. */
@@ -335,6 +384,7 @@ export class IommuCore {
     if (old === domain) return;
     this.#setGroupPasid(group, pasid, domain, old);
     group.pasidDomains.set(pasid, domain);
+    this.#forgetMemos(group);
   }
 
   /** iommu_detach_device_pasid: the PASID goes back to blocking (`domain` is what the caller attached; not checked, as in the kernel). */
@@ -342,6 +392,7 @@ export class IommuCore {
     const group = this.#link(dev).group;
     for (const member of group.devices) group.blockingDomain.setDevPasid?.(member, pasid, domain);
     group.pasidDomains.delete(pasid);
+    this.#forgetMemos(group);
   }
 
   /**
@@ -416,6 +467,17 @@ export class IommuCore {
       throw error;
     }
     group.domain = domain;
+    for (const dev of group.devices) this.#devices.get(dev)!.domain = domain;
+    this.#forgetMemos(group);
+  }
+
+  /** An attachment changed: a memoised translation may belong to a domain the device no longer uses. */
+  #forgetMemos(group: IommuGroup): void {
+    for (const dev of group.devices) {
+      const memo = this.#devices.get(dev)!.memo;
+      memo.entry = null;
+      memo.cache = null;
+    }
   }
 
   #checkPasidAttach(dev: IommuClientDevice, pasid: number, domain: IommuDomain): IommuGroup {

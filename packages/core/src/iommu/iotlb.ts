@@ -16,8 +16,9 @@
  * Public API:
  *   IotlbEntry, IOTLB_ANY_PASID, Iotlb (lookup, insert, invalidateAll,
  *   invalidateTag, invalidateStage2, invalidatePasid, invalidateRange,
- *   invalidateTagWhere, invalidateWhere, entries, size), DeviceTlb (lookup, insert,
- *   invalidateAll, invalidateRange, invalidateWhere, entries, size)
+ *   invalidateTagWhere, invalidateWhere, entries, size, generation), DeviceTlb
+ *   (lookup, insert, invalidateAll, invalidateRange, invalidateWhere, entries,
+ *   size, generation)
  */
 
 /** One cached translation. */
@@ -93,6 +94,7 @@ export class Iotlb {
   #lastPages: Map<PageKey, Slot> | null = null;
   #lastSizes: number[] = [];
   #lastHit: Slot | null = null;
+  #generation = 0;
 
   constructor(options: { readonly capacity?: number } = {}) {
     const capacity = options.capacity ?? 4096;
@@ -102,6 +104,15 @@ export class Iotlb {
 
   get size(): number {
     return this.#order.size;
+  }
+
+  /**
+   * Changes whenever an entry is added or removed: while it stays the same,
+   * every lookup answers as it did before, so a caller may keep what a
+   * lookup returned instead of asking again.
+   */
+  get generation(): number {
+    return this.#generation;
   }
 
   /** The entry translating `iova` for (tag, pasid), if cached. `pasid` null = DMA without PASID. */
@@ -268,6 +279,7 @@ export class Iotlb {
   }
 
   #forget(): void {
+    this.#generation++;
     this.#lastPages = null;
     this.#lastHit = null;
   }
@@ -308,6 +320,11 @@ export class DeviceTlb {
 
   get size(): number {
     return this.#cache.size;
+  }
+
+  /** See Iotlb.generation. */
+  get generation(): number {
+    return this.#cache.generation;
   }
 
   lookup(pasid: number | null, iova: bigint): IotlbEntry | undefined {

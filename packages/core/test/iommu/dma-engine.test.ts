@@ -224,6 +224,71 @@ describe('translation without data movement', () => {
     expect(dma.translate(dev, IOVA + 4n, IOMMU_READ)).toBe(a.pa + 4n);
     expect(dma.staleLog).toMatchObject([{ iova: IOVA + 4n, cache: 'iotlb', correct: null, correctFault: 'not-present' }]);
   });
+
+  it('answers a repeated translation from the new domain once the group is attached elsewhere', () => {
+    const { physMem, domain, dma, dev, core } = pagingSetup({ detect: false });
+    const a = physMem.allocate();
+    const b = physMem.allocate();
+    iommuMap(domain, IOVA, a.pa, PAGE_4K, RW);
+    expect(dma.translate(dev, IOVA + 8n, IOMMU_READ)).toBe(a.pa + 8n);
+    expect(dma.translate(dev, IOVA + 9n, IOMMU_READ)).toBe(a.pa + 9n);
+    const other = core.pagingDomainAlloc(dev) as MockPagingDomain;
+    iommuMap(other, IOVA, b.pa, PAGE_4K, RW);
+    core.replaceGroupDomain(1, other);
+    expect(dma.translate(dev, IOVA + 8n, IOMMU_READ)).toBe(b.pa + 8n);
+    core.replaceGroupDomain(1, core.group(1)!.blockingDomain);
+    expect(dma.translate(dev, IOVA + 8n, IOMMU_READ)).toMatchObject({ reason: 'blocked' });
+  });
+
+  it('keeps a repeated translation until the IOTLB is flushed, and reports it once the detector is switched on', () => {
+    const { physMem, domain, dma, dev } = pagingSetup({ detect: false });
+    const oldFrame = physMem.allocate();
+    const newFrame = physMem.allocate();
+    iommuMap(domain, IOVA, oldFrame.pa, PAGE_4K, RW);
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(oldFrame.pa);
+    domain.pgtable.unmapPages(IOVA, PAGE_4K, 1n);
+    domain.pgtable.mapPages(IOVA, newFrame.pa, PAGE_4K, 1n, RW);
+    expect(dma.translate(dev, IOVA + 4n, IOMMU_READ)).toBe(oldFrame.pa + 4n);
+    expect(dma.staleLog).toEqual([]);
+    dma.detectStaleTranslations = true;
+    expect(dma.translate(dev, IOVA + 4n, IOMMU_READ)).toBe(oldFrame.pa + 4n);
+    expect(dma.staleLog).toHaveLength(1);
+    expect(dma.staleLog[0]).toMatchObject({ cache: 'iotlb', cached: { pa: oldFrame.pa }, correct: { pa: newFrame.pa } });
+    dma.detectStaleTranslations = false;
+    domain.flushIotlbAll();
+    expect(dma.translate(dev, IOVA + 4n, IOMMU_READ)).toBe(newFrame.pa + 4n);
+  });
+
+  it('keeps a repeated ATC translation through an IOTLB flush, until the ATS invalidation', () => {
+    const { physMem, domain, dma, dev, mock } = pagingSetup({ ats: true, detect: false });
+    const oldFrame = physMem.allocate();
+    const newFrame = physMem.allocate();
+    iommuMap(domain, IOVA, oldFrame.pa, PAGE_4K, RW);
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(oldFrame.pa);
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(oldFrame.pa);
+    domain.pgtable.unmapPages(IOVA, PAGE_4K, 1n);
+    domain.pgtable.mapPages(IOVA, newFrame.pa, PAGE_4K, 1n, RW);
+    mock.iommu.iotlb.invalidateAll();
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(oldFrame.pa);
+    mock.iommu.deviceTlb(dev)!.invalidateAll();
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(newFrame.pa);
+  });
+
+  it('sets the dirty bit on the first write through a translation a read filled, and faults a write a read-only one refuses', () => {
+    const { physMem, domain, dma, dev } = pagingSetup({ detect: false, domainFlags: IOMMU_HWPT_ALLOC_DIRTY_TRACKING });
+    const rw = physMem.allocate();
+    const ro = physMem.allocate();
+    iommuMap(domain, IOVA, rw.pa, PAGE_4K, RW);
+    iommuMap(domain, IOVA + PAGE_4K, ro.pa, PAGE_4K, IOMMU_READ);
+    domain.dirtyOps!.setDirtyTracking(true);
+    expect(dma.translate(dev, IOVA, IOMMU_READ)).toBe(rw.pa);
+    expect(dma.translate(dev, IOVA, IOMMU_WRITE)).toBe(rw.pa);
+    expect(dma.translate(dev, IOVA + PAGE_4K, IOMMU_READ)).toBe(ro.pa);
+    expect(dma.translate(dev, IOVA + PAGE_4K, IOMMU_WRITE)).toMatchObject({ reason: 'permission' });
+    const dirty: bigint[] = [];
+    domain.dirtyOps!.readAndClearDirty(IOVA, 2n * PAGE_4K, false, (iova) => dirty.push(iova));
+    expect(dirty).toEqual([IOVA]);
+  });
 });
 
 describe('DMA through a nested domain', () => {

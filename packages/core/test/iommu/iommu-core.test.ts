@@ -30,7 +30,7 @@ function fakeDriver() {
   const blocked = domain('blocked');
   const driver: IommuDriver = {
     name: 'fake',
-    probeDevice: () => ({ name: 'fake-unit', driver } as unknown as IommuDevice),
+    probeDevice: () => ({ name: 'fake-unit', driver, deviceTlb: () => null } as unknown as IommuDevice),
     capable: () => false,
     blockedDomain: blocked,
     identityDomain: identity,
