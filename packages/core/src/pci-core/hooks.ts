@@ -60,7 +60,9 @@ export interface ResetContext {
    * Why the function is reset: VFIO_DEVICE_RESET; an FLR the user started
    * through the virtualized PCIe or AF FLR bit; a bus or slot reset of
    * VFIO_DEVICE_PCI_HOT_RESET; the reset vfio-pci-core does when the device
-   * is first opened or last closed.
+   * is first opened; the slot or bus reset of a dev_set when its last device
+   * closes. The function reset at last close runs no hooks, as the kernel
+   * calls no reset_prepare/reset_done there.
    */
   readonly cause: 'ioctl' | 'config-flr' | 'hot-reset' | 'open' | 'close';
   /** The reset method that ran ('flr', 'pm', 'bus', ...); null before it ran or when none worked. */
